@@ -1,0 +1,1 @@
+"""Hall devices as the server sees them: kiosks, call terminals, screens, card readers, cameras."""

@@ -1,0 +1,908 @@
+"""The queueing and window-status engine.
+
+Each public operation first checks everything that could refuse it and raises
+``Rejected`` with nothing changed; then it builds the events that say what
+happens and applies them. State changes only in the ``_on_*`` appliers, one
+per event type, which is why replaying the events over the same layout
+rebuilds the same hall. The engine does no I/O and reads no clock: the caller
+passes ``now`` (hall-local, timezone-aware in the server) to every operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from queueing.errors import Reason, Rejected
+from queueing.events import (
+    AnomalyEnded,
+    AnomalyStarted,
+    DayStarted,
+    Event,
+    StrategyChanged,
+    TicketAbandoned,
+    TicketCalled,
+    TicketCancelled,
+    TicketExpired,
+    TicketFinished,
+    TicketHeld,
+    TicketIssued,
+    TicketRecalled,
+    TicketReleased,
+    TicketSkipped,
+    TicketStarted,
+    TicketStepCompleted,
+    TicketTransferred,
+    WindowClosed,
+    WindowLoggedIn,
+    WindowLoggedOut,
+    WindowOpened,
+    WindowPaused,
+    WindowResumed,
+    WindowServicesChanged,
+    WindowStateChanged,
+)
+from queueing.lanes import KEY_SPACING, Lane, ServiceQueue, key_behind
+from queueing.layout import Layout
+from queueing.strategies import Strategy, StrategyError, StrategySpec, build_strategy
+from queueing.tickets import Source, Status, Ticket
+from queueing.windows import Anomaly, Pause, WindowRuntime, WindowState
+
+STRATEGY_SCOPES = ("window", "group", "area", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """People ahead and the expected wait (Q6); minutes is None while no
+    open window serves the service."""
+
+    people_ahead: int
+    minutes: float | None
+    open_windows: int
+
+
+class _WindowView:
+    """What a strategy sees when one window calls (``strategies.CallView``)."""
+
+    __slots__ = ("_tickets", "now", "own", "queues", "services")
+
+    def __init__(self, engine: Engine, window: WindowRuntime, now: datetime) -> None:
+        self.now = now
+        self.services = window.services
+        self.own = window.own
+        self.queues = engine._queues
+        self._tickets = engine._tickets
+
+    def waiting_since(self, ticket_id: str) -> datetime:
+        ticket = self._tickets[ticket_id]
+        assert ticket.enqueued_at is not None
+        return ticket.enqueued_at
+
+    def service_of(self, ticket_id: str) -> str:
+        return self._tickets[ticket_id].service
+
+
+class Engine:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.day: date | None = None
+        self._tickets: dict[str, Ticket] = {}
+        self._numbers: dict[str, int] = {}
+        self._issued: dict[str, int] = dict.fromkeys(layout.services, 0)
+        self._ordinal = 0
+        self._queues: dict[str, ServiceQueue] = {s: ServiceQueue() for s in layout.services}
+        self._service_seconds: dict[str, float] = {
+            s.id: s.avg_service_minutes * 60.0 for s in layout.services.values()
+        }
+        default = build_strategy(layout.default_strategy)
+        self._windows: dict[str, WindowRuntime] = {
+            w.id: WindowRuntime(config=w, services=dict(w.services), strategy=default)
+            for w in layout.windows.values()
+        }
+        self._staff_at: dict[str, str] = {}
+        self._serving_windows: dict[str, list[WindowRuntime]] = {}
+        self._index_services()
+        self._appliers: dict[type[Event], Callable[[Any], None]] = {
+            DayStarted: self._on_day_started,
+            TicketIssued: self._on_issued,
+            TicketCalled: self._on_called,
+            TicketRecalled: self._on_recalled,
+            TicketStarted: self._on_started,
+            TicketStepCompleted: self._on_step_completed,
+            TicketFinished: self._on_finished,
+            TicketSkipped: self._on_skipped,
+            TicketAbandoned: self._on_abandoned,
+            TicketTransferred: self._on_transferred,
+            TicketHeld: self._on_held,
+            TicketReleased: self._on_released,
+            TicketCancelled: self._on_cancelled,
+            TicketExpired: self._on_expired,
+            WindowLoggedIn: self._on_logged_in,
+            WindowLoggedOut: self._on_logged_out,
+            WindowPaused: self._on_paused,
+            WindowResumed: self._on_resumed,
+            WindowClosed: self._on_closed,
+            WindowOpened: self._on_opened,
+            WindowServicesChanged: self._on_services_changed,
+            StrategyChanged: self._on_strategy_changed,
+            WindowStateChanged: lambda _event: None,
+            AnomalyStarted: self._on_anomaly_started,
+            AnomalyEnded: self._on_anomaly_ended,
+        }
+
+    @classmethod
+    def replay(cls, layout: Layout, events: Iterable[Event]) -> Engine:
+        engine = cls(layout)
+        for item in events:
+            engine.apply(item)
+        return engine
+
+    def apply(self, item: Event) -> None:
+        """Apply one event that an engine over the same layout produced."""
+        self._appliers[type(item)](item)
+
+    # ------------------------------------------------------------------ day
+
+    def start_day(self, day: date, *, now: datetime) -> list[Event]:
+        """Open a business day: yesterday's open tickets expire, staff are
+        logged out, numbering and quotas restart."""
+        events: list[Event] = [
+            TicketExpired(now, t.id) for t in self._tickets.values() if not t.status.is_final
+        ]
+        events += [
+            WindowLoggedOut(now, w.id, w.staff) for w in self._windows.values() if w.staff
+        ]
+        events += [
+            AnomalyEnded(now, w.id, kind) for w in self._windows.values() for kind in w.anomalies
+        ]
+        events.append(DayStarted(now, day))
+        return self._commit(events, self._windows.values())
+
+    # -------------------------------------------------------------- tickets
+
+    def issue(
+        self,
+        requested: str,
+        source: Source,
+        *,
+        now: datetime,
+        citizen_ref: str | None = None,
+        priority_group: str | None = None,
+        appointment_slot: datetime | None = None,
+    ) -> list[Event]:
+        """Take a ticket for a service or a package (Q2, Q4)."""
+        day = self._require_day()
+        services = self.layout.services_of(requested)
+        if services is None:
+            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service or package {requested!r}")
+        if (source is Source.APPOINTMENT) != (appointment_slot is not None):
+            raise Rejected(Reason.BAD_REQUEST, "an appointment ticket, and only one, has a slot")
+        if priority_group is not None and source is not Source.PRIORITY:
+            raise Rejected(Reason.BAD_REQUEST, "only a priority ticket names a priority group")
+        for service_id in services:
+            self._check_available(service_id, now)
+        prefix = self.layout.prefix_of(requested)
+        sequence = self._numbers.get(prefix, 0) + 1
+        number = f"{prefix}{sequence:0{self.layout.number_width}d}"
+        ordinal = self._ordinal + 1
+        issued = TicketIssued(
+            now,
+            ticket_id=f"{day:%Y%m%d}-{number}",
+            number=number,
+            prefix=prefix,
+            requested=requested,
+            services=services,
+            source=source.value,
+            ordinal=ordinal,
+            key=ordinal * KEY_SPACING,
+            citizen_ref=citizen_ref,
+            priority_group=priority_group,
+            appointment_slot=appointment_slot,
+        )
+        return self._commit([issued], ())
+
+    def cancel(self, ticket_id: str, *, now: datetime, reason: str = "citizen") -> list[Event]:
+        """Cancel a ticket in any live state (the citizen left, a duplicate)."""
+        ticket = self._ticket(ticket_id)
+        if ticket.status.is_final:
+            raise Rejected(Reason.TICKET_ALREADY_ENDED, f"{ticket.number} is {ticket.status}")
+        touched = [self._windows[ticket.window]] if ticket.window else []
+        return self._commit([TicketCancelled(now, ticket_id, reason)], touched)
+
+    # -------------------------------------------------------------- calling
+
+    def call_next(self, window_id: str, *, now: datetime) -> list[Event]:
+        """Call the ticket the window's strategy picks (Q7)."""
+        window = self._ready_to_call(window_id)
+        picked = window.strategy.pick(_WindowView(self, window, now))
+        if picked is None:
+            raise Rejected(Reason.NOTHING_WAITING, f"nobody waits for window {window_id}")
+        return self._call(window, self._tickets[picked[0]], picked[1], now)
+
+    def call_ticket(self, window_id: str, ticket_id: str, *, now: datetime) -> list[Event]:
+        """Call a named ticket from the waiting list, or resume one held here."""
+        window = self._ready_to_call(window_id)
+        ticket = self._ticket(ticket_id)
+        if ticket.status is Status.HELD and ticket.window == window.id:
+            return self._call(window, ticket, "picked", now)
+        if ticket.status is not Status.WAITING:
+            raise Rejected(Reason.TICKET_NOT_WAITING, f"{ticket.number} is {ticket.status}")
+        if not self._callable_by(window, ticket):
+            raise Rejected(Reason.NOT_SERVED_HERE, f"{window_id} cannot call {ticket.number}")
+        return self._call(window, ticket, "picked", now)
+
+    def recall(self, window_id: str, *, now: datetime) -> list[Event]:
+        window, ticket = self._current(window_id, Status.CALLED)
+        return self._commit(
+            [TicketRecalled(now, ticket.id, ticket.number, window.id, ticket.recalls + 1)], ()
+        )
+
+    def start(self, window_id: str, *, now: datetime) -> list[Event]:
+        """The citizen has arrived at the window: service begins."""
+        window, ticket = self._current(window_id, Status.CALLED)
+        return self._commit([TicketStarted(now, ticket.id, window.id)], (window,))
+
+    def finish(self, window_id: str, *, now: datetime) -> list[Event]:
+        """Service done; a package ticket goes on to its next service."""
+        window, ticket = self._current(window_id, Status.CALLED, Status.SERVING)
+        events: list[Event] = []
+        started_at = ticket.started_at
+        if ticket.status is Status.CALLED:
+            events.append(TicketStarted(now, ticket.id, window.id))
+            started_at = now
+        assert started_at is not None
+        seconds = max(0.0, (now - started_at).total_seconds())
+        if ticket.step + 1 < len(ticket.services):
+            next_service = ticket.services[ticket.step + 1]
+            step = TicketStepCompleted(
+                now, ticket.id, window.id, ticket.service, next_service, seconds
+            )
+            events.append(step)
+        else:
+            events.append(TicketFinished(now, ticket.id, window.id, ticket.service, seconds))
+        return self._commit(events, (window,))
+
+    def skip(self, window_id: str, *, now: datetime) -> list[Event]:
+        """The called citizen did not come: back behind N people, or abandoned
+        after the policy's number of chances."""
+        window, ticket = self._current(window_id, Status.CALLED)
+        policy = self.layout.no_show
+        skips = ticket.skips + 1
+        event: Event
+        if ticket.skips < policy.max_requeues:
+            key = key_behind(
+                self._queues[ticket.service].main, policy.requeue_behind, self._end_key()
+            )
+            event = TicketSkipped(now, ticket.id, window.id, skips, key)
+        else:
+            event = TicketAbandoned(now, ticket.id, window.id, skips)
+        return self._commit([event], (window,))
+
+    def transfer(
+        self,
+        window_id: str,
+        *,
+        now: datetime,
+        to_service: str | None = None,
+        to_window: str | None = None,
+    ) -> list[Event]:
+        """Send the current ticket to another service, to a named window, or
+        both; it keeps its place by original issue order."""
+        window, ticket = self._current(window_id, Status.CALLED, Status.SERVING)
+        if to_service is None and to_window is None:
+            raise Rejected(Reason.BAD_REQUEST, "transfer needs a service or a window")
+        service_id = to_service or ticket.service
+        if service_id not in self.layout.services:
+            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service {service_id!r}")
+        if to_window is not None:
+            target = self._window(to_window)
+            if target is window:
+                raise Rejected(Reason.BAD_REQUEST, "cannot transfer a ticket to its own window")
+            if service_id not in target.services:
+                raise Rejected(Reason.NOT_SERVED_HERE, f"window {to_window} does not serve it")
+        event = TicketTransferred(now, ticket.id, window.id, service_id, to_window)
+        return self._commit([event], (window,))
+
+    def hold(self, window_id: str, *, now: datetime) -> list[Event]:
+        """Park the current citizen (gone to fetch a document); the window is
+        free to call the next one meanwhile."""
+        window, ticket = self._current(window_id, Status.CALLED, Status.SERVING)
+        return self._commit([TicketHeld(now, ticket.id, window.id)], (window,))
+
+    def release(self, window_id: str, ticket_id: str, *, now: datetime) -> list[Event]:
+        """The held citizen is back: the ticket waits for this window again,
+        ahead of later tickets."""
+        window = self._window(window_id)
+        ticket = self._ticket(ticket_id)
+        if ticket.status is not Status.HELD or ticket.window != window.id:
+            raise Rejected(Reason.TICKET_NOT_HELD, f"{ticket.number} is not held at {window_id}")
+        return self._commit([TicketReleased(now, ticket.id, window.id)], (window,))
+
+    # -------------------------------------------------------------- windows
+
+    def login(self, window_id: str, staff_id: str, *, now: datetime) -> list[Event]:
+        self._require_day()
+        window = self._window(window_id)
+        if window.closed:
+            raise Rejected(Reason.WINDOW_CLOSED, f"window {window_id} is closed")
+        if window.staff is not None:
+            raise Rejected(Reason.ALREADY_LOGGED_IN, f"{window.staff} is logged in at {window_id}")
+        elsewhere = self._staff_at.get(staff_id)
+        if elsewhere is not None:
+            raise Rejected(Reason.STAFF_ELSEWHERE, f"{staff_id} is logged in at {elsewhere}")
+        return self._commit([WindowLoggedIn(now, window.id, staff_id)], (window,))
+
+    def logout(self, window_id: str, *, now: datetime) -> list[Event]:
+        window = self._staffed(window_id)
+        if window.current is not None:
+            raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
+        assert window.staff is not None
+        return self._commit([WindowLoggedOut(now, window.id, window.staff)], (window,))
+
+    def pause(
+        self, window_id: str, reason: str, *, now: datetime, message: str | None = None
+    ) -> list[Event]:
+        """Pause with a reason; the window screen shows ``message`` (Q12)."""
+        window = self._staffed(window_id)
+        if window.pause is not None:
+            raise Rejected(Reason.WINDOW_PAUSED, f"window {window_id} is already paused")
+        if window.current is not None:
+            raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
+        pause_reason = self.layout.pause_reasons.get(reason)
+        if pause_reason is None:
+            raise Rejected(Reason.UNKNOWN_PAUSE_REASON, f"no pause reason {reason!r}")
+        text = message if message is not None else pause_reason.message
+        return self._commit([WindowPaused(now, window.id, reason, text)], (window,))
+
+    def resume(self, window_id: str, *, now: datetime) -> list[Event]:
+        window = self._staffed(window_id)
+        if window.pause is None:
+            raise Rejected(Reason.WINDOW_NOT_PAUSED, f"window {window_id} is not paused")
+        return self._commit([WindowResumed(now, window.id)], (window,))
+
+    def close_window(self, window_id: str, *, now: datetime) -> list[Event]:
+        """Take a window out of service; whoever is logged in is logged out."""
+        window = self._window(window_id)
+        if window.closed:
+            raise Rejected(Reason.WRONG_STATE, f"window {window_id} is already closed")
+        if window.current is not None:
+            raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
+        events: list[Event] = []
+        if window.staff is not None:
+            events.append(WindowLoggedOut(now, window.id, window.staff))
+        events.append(WindowClosed(now, window.id))
+        return self._commit(events, (window,))
+
+    def open_window(self, window_id: str, *, now: datetime) -> list[Event]:
+        window = self._window(window_id)
+        if not window.closed:
+            raise Rejected(Reason.WRONG_STATE, f"window {window_id} is not closed")
+        return self._commit([WindowOpened(now, window.id)], (window,))
+
+    def set_window_services(
+        self, window_id: str, services: Mapping[str, int], *, now: datetime
+    ) -> list[Event]:
+        """Change which services a window takes and their weights (Q7)."""
+        window = self._window(window_id)
+        if not services:
+            raise Rejected(Reason.BAD_REQUEST, "a window serves at least one service")
+        for service_id, weight in services.items():
+            if service_id not in self.layout.services:
+                raise Rejected(Reason.UNKNOWN_SERVICE, f"no service {service_id!r}")
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+                raise Rejected(Reason.BAD_REQUEST, f"weight of {service_id!r} must be an int ≥ 1")
+        event = WindowServicesChanged(now, window.id, tuple(services.items()))
+        return self._commit([event], (window,))
+
+    def set_strategy(
+        self, spec: StrategySpec, *, now: datetime, scope: str = "all", target: str = ""
+    ) -> list[Event]:
+        """Set the calling strategy for one window, a group, an area or all (Q7)."""
+        try:
+            build_strategy(spec)
+        except StrategyError as exc:
+            raise Rejected(Reason.BAD_REQUEST, str(exc)) from exc
+        window_ids = self._strategy_targets(scope, target)
+        event = StrategyChanged(now, scope, target, window_ids, spec)
+        return self._commit([event], ())
+
+    def check_clock(self, *, now: datetime) -> list[Event]:
+        """Raise and clear attendance anomalies as time passes (W1); the
+        server calls it on its timer, so nothing else has to poll."""
+        events: list[Event] = []
+        for window in self._windows.values():
+            found = self._anomalies_at(window, now)
+            active = window.anomalies
+            events += [AnomalyStarted(now, window.id, k) for k in found if k not in active]
+            events += [AnomalyEnded(now, window.id, k) for k in active if k not in found]
+        return self._commit(events, ())
+
+    # -------------------------------------------------------------- queries
+
+    def ticket(self, ticket_id: str) -> Ticket:
+        """A ticket of the current day; do not mutate it."""
+        return self._ticket(ticket_id)
+
+    def tickets(self) -> Iterable[Ticket]:
+        return self._tickets.values()
+
+    def window(self, window_id: str) -> WindowRuntime:
+        """A window's live state; do not mutate it."""
+        return self._window(window_id)
+
+    def windows(self) -> Iterable[WindowRuntime]:
+        return self._windows.values()
+
+    def window_state(self, window_id: str) -> WindowState:
+        return self._state(self._window(window_id))
+
+    def current_ticket(self, window_id: str) -> Ticket | None:
+        current = self._window(window_id).current
+        return None if current is None else self._tickets[current]
+
+    def screen_windows(self, screen_id: str) -> list[WindowRuntime]:
+        """The positions shown on one window screen (Q10), in layout order."""
+        return [w for w in self._windows.values() if w.config.screen_id == screen_id]
+
+    def waiting_count(self, service_id: str) -> int:
+        return len(self._queues[service_id].main)
+
+    def waiting_list(self, window_id: str, limit: int = 50) -> list[Ticket]:
+        """Tickets this window may call, in queue order: the clerk's list."""
+        window = self._window(window_id)
+        lanes: list[Lane] = [window.own, *(self._queues[s].main for s in window.services)]
+        entries = sorted(entry for lane in lanes for entry in _first(lane, limit))
+        return [self._tickets[entry[2]] for entry in entries[:limit]]
+
+    def open_windows(self, service_id: str) -> int:
+        return sum(1 for w in self._serving_windows.get(service_id, ()) if w.is_open)
+
+    def service_estimate(self, service_id: str) -> Estimate:
+        """What a citizen taking a ticket now would face."""
+        if service_id not in self._queues:
+            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service {service_id!r}")
+        return self._estimate(service_id, self.waiting_count(service_id))
+
+    def ticket_estimate(self, ticket_id: str) -> Estimate:
+        """Position and expected wait of a waiting ticket (silent calling, Q6)."""
+        ticket = self._ticket(ticket_id)
+        if ticket.status is not Status.WAITING:
+            raise Rejected(Reason.TICKET_NOT_WAITING, f"{ticket.number} is {ticket.status}")
+        if ticket.target_window is not None:
+            ahead = self._windows[ticket.target_window].own.count_before(ticket.entry)
+            minutes = ahead * self._service_seconds[ticket.service] / 60.0
+            return Estimate(ahead, minutes, 1)
+        ahead = self._queues[ticket.service].main.count_before(ticket.entry)
+        return self._estimate(ticket.service, ahead)
+
+    def average_service_minutes(self, service_id: str) -> float:
+        return self._service_seconds[service_id] / 60.0
+
+    def anomalies(self, window_id: str, now: datetime) -> list[Anomaly]:
+        """Anomalies as of ``now``, whether or not ``check_clock`` ran since."""
+        return self._anomalies_at(self._window(window_id), now)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the engine knows, as plain data: equal snapshots mean
+        equal engines (the replay tests compare them)."""
+        return {
+            "day": self.day.isoformat() if self.day else None,
+            "ordinal": self._ordinal,
+            "numbers": dict(self._numbers),
+            "issued": dict(self._issued),
+            "service_seconds": dict(self._service_seconds),
+            "queues": {
+                s: [q.main.ticket_ids(), q.priority.ticket_ids(), q.appointments.ticket_ids()]
+                for s, q in self._queues.items()
+            },
+            "windows": {w.id: self._window_snapshot(w) for w in self._windows.values()},
+            "tickets": {t.id: _ticket_snapshot(t) for t in self._tickets.values()},
+        }
+
+    # -------------------------------------------------------------- checks
+
+    def _require_day(self) -> date:
+        if self.day is None:
+            raise Rejected(Reason.DAY_NOT_STARTED, "no business day has been started")
+        return self.day
+
+    def _ticket(self, ticket_id: str) -> Ticket:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            raise Rejected(Reason.UNKNOWN_TICKET, f"no ticket {ticket_id!r} today")
+        return ticket
+
+    def _window(self, window_id: str) -> WindowRuntime:
+        window = self._windows.get(window_id)
+        if window is None:
+            raise Rejected(Reason.UNKNOWN_WINDOW, f"no window {window_id!r}")
+        return window
+
+    def _staffed(self, window_id: str) -> WindowRuntime:
+        window = self._window(window_id)
+        if window.staff is None:
+            raise Rejected(Reason.NOT_LOGGED_IN, f"nobody is logged in at {window_id}")
+        return window
+
+    def _ready_to_call(self, window_id: str) -> WindowRuntime:
+        window = self._staffed(window_id)
+        if window.pause is not None:
+            raise Rejected(Reason.WINDOW_PAUSED, f"window {window_id} is paused")
+        if window.current is not None:
+            raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
+        return window
+
+    def _current(self, window_id: str, *allowed: Status) -> tuple[WindowRuntime, Ticket]:
+        window = self._window(window_id)
+        if window.current is None:
+            raise Rejected(Reason.NO_CURRENT_TICKET, f"window {window_id} has no ticket in hand")
+        ticket = self._tickets[window.current]
+        if ticket.status not in allowed:
+            raise Rejected(Reason.WRONG_STATE, f"{ticket.number} is {ticket.status}")
+        return window, ticket
+
+    def _check_available(self, service_id: str, now: datetime) -> None:
+        service = self.layout.services[service_id]
+        if not service.hours.is_open(now):
+            raise Rejected(Reason.OUTSIDE_HOURS, f"{service.name} is outside its opening hours")
+        if service.daily_quota is not None and self._issued[service_id] >= service.daily_quota:
+            raise Rejected(Reason.QUOTA_EXHAUSTED, f"{service.name}: today's quota is used up")
+        if not self.open_windows(service_id):
+            raise Rejected(Reason.NO_OPEN_WINDOW, f"no open window serves {service.name}")
+
+    def _callable_by(self, window: WindowRuntime, ticket: Ticket) -> bool:
+        if ticket.target_window is not None:
+            return ticket.target_window == window.id
+        return ticket.service in window.services
+
+    def _strategy_targets(self, scope: str, target: str) -> tuple[str, ...]:
+        windows = self.layout.windows.values()
+        if scope == "all":
+            return tuple(self._windows)
+        if scope == "window":
+            return (self._window(target).id,)
+        if scope == "group":
+            chosen = tuple(w.id for w in windows if target in w.groups)
+        elif scope == "area":
+            chosen = tuple(w.id for w in windows if w.area == target)
+        else:
+            raise Rejected(Reason.BAD_REQUEST, f"scope must be one of {', '.join(STRATEGY_SCOPES)}")
+        if not chosen:
+            raise Rejected(Reason.BAD_REQUEST, f"no window in {scope} {target!r}")
+        return chosen
+
+    def _end_key(self) -> int:
+        """A key behind every ticket issued so far and ahead of the next."""
+        return self._ordinal * KEY_SPACING + KEY_SPACING // 2
+
+    # -------------------------------------------------------------- derived
+
+    def _state(self, window: WindowRuntime) -> WindowState:
+        if window.closed:
+            return WindowState.CLOSED
+        if window.staff is None:
+            return WindowState.NOT_LOGGED_IN
+        if window.current is not None:
+            called = self._tickets[window.current].status is Status.CALLED
+            return WindowState.CALLING if called else WindowState.SERVING
+        if window.pause is not None:
+            return WindowState.PAUSED
+        return WindowState.IDLE
+
+    def _anomalies_at(self, window: WindowRuntime, now: datetime) -> list[Anomaly]:
+        found: list[Anomaly] = []
+        if window.pause is not None:
+            limit = timedelta(minutes=window.pause.reason.limit_minutes)
+            if now - window.pause.since > limit:
+                found.append(Anomaly.OVERLONG_PAUSE)
+        if window.staff is None and not window.closed:
+            opened = self.layout.window_hours(window.config).period_start(now)
+            grace = timedelta(minutes=self.layout.attendance.login_grace_minutes)
+            if opened is not None and now - opened >= grace:
+                if not window.logged_in_today:
+                    found.append(Anomaly.LATE_LOGIN)
+                elif window.logged_out_at is not None and now - window.logged_out_at >= grace:
+                    found.append(Anomaly.ABSENT)
+        return found
+
+    def _estimate(self, service_id: str, ahead: int) -> Estimate:
+        open_windows = self.open_windows(service_id)
+        if not open_windows:
+            return Estimate(ahead, None, 0)
+        minutes = ahead * self._service_seconds[service_id] / 60.0 / open_windows
+        return Estimate(ahead, minutes, open_windows)
+
+    def _window_snapshot(self, window: WindowRuntime) -> dict[str, Any]:
+        paused = window.pause
+        pause = paused and [paused.reason.code, paused.message, str(paused.since)]
+        return {
+            "state": self._state(window).value,
+            "staff": window.staff,
+            "closed": window.closed,
+            "pause": pause,
+            "current": window.current,
+            "held": list(window.held),
+            "own": window.own.ticket_ids(),
+            "services": dict(window.services),
+            "strategy": window.strategy.spec.to_json(),
+            "logged_in_today": window.logged_in_today,
+            "logged_out_at": str(window.logged_out_at),
+            "anomalies": {k.value: str(v) for k, v in window.anomalies.items()},
+        }
+
+    # -------------------------------------------------------------- commit
+
+    def _call(self, window: WindowRuntime, ticket: Ticket, rule: str, now: datetime) -> list[Event]:
+        assert window.staff is not None
+        event = TicketCalled(
+            now, ticket.id, ticket.number, window.id, window.staff, ticket.service, rule
+        )
+        return self._commit([event], (window,))
+
+    def _commit(self, events: list[Event], touched: Iterable[WindowRuntime]) -> list[Event]:
+        """Apply ``events`` and add a ``window.state_changed`` for every touched
+        window whose visible state changed."""
+        before = [(window, self._state(window)) for window in touched]
+        for item in events:
+            self._appliers[type(item)](item)
+        if not before:
+            return events
+        at = events[-1].at
+        for window, old in before:
+            new = self._state(window)
+            if new is not old:
+                events.append(self._state_changed(window, old, new, at))
+        return events
+
+    def _state_changed(
+        self, window: WindowRuntime, old: WindowState, new: WindowState, at: datetime
+    ) -> WindowStateChanged:
+        number = self._tickets[window.current].number if window.current else None
+        message = window.pause.message if window.pause else None
+        return WindowStateChanged(
+            at, window.id, window.config.screen_id, old.value, new.value, number, message
+        )
+
+    # -------------------------------------------------------------- appliers
+
+    def _enqueue(self, ticket: Ticket, at: datetime) -> None:
+        ticket.status = Status.WAITING
+        ticket.window = None
+        ticket.enqueued_at = at
+        if ticket.target_window is not None:
+            self._windows[ticket.target_window].own.add(ticket.entry)
+            return
+        queue = self._queues[ticket.service]
+        queue.main.add(ticket.entry)
+        if ticket.source is Source.PRIORITY:
+            queue.priority.add(ticket.entry)
+        elif ticket.source is Source.APPOINTMENT:
+            queue.appointments.add(ticket.slot_entry)
+
+    def _dequeue(self, ticket: Ticket) -> None:
+        if ticket.target_window is not None:
+            self._windows[ticket.target_window].own.remove(ticket.entry)
+            return
+        queue = self._queues[ticket.service]
+        queue.main.remove(ticket.entry)
+        if ticket.source is Source.PRIORITY:
+            queue.priority.remove(ticket.entry)
+        elif ticket.source is Source.APPOINTMENT:
+            queue.appointments.remove(ticket.slot_entry)
+
+    def _leave_window(self, ticket: Ticket) -> None:
+        """Detach a ticket from the window that has it in hand or holds it."""
+        if ticket.window is None:
+            return
+        window = self._windows[ticket.window]
+        if window.current == ticket.id:
+            window.current = None
+        window.held.pop(ticket.id, None)
+
+    def _learn_service_time(self, service_id: str, seconds: float) -> None:
+        alpha = self.layout.ewma_alpha
+        previous = self._service_seconds[service_id]
+        self._service_seconds[service_id] = alpha * seconds + (1 - alpha) * previous
+
+    def _index_services(self) -> None:
+        index: dict[str, list[WindowRuntime]] = {}
+        for window in self._windows.values():
+            for service_id in window.services:
+                index.setdefault(service_id, []).append(window)
+        self._serving_windows = index
+
+    def _on_day_started(self, event: DayStarted) -> None:
+        self.day = event.day
+        self._tickets.clear()
+        self._numbers.clear()
+        self._issued = dict.fromkeys(self.layout.services, 0)
+        for window in self._windows.values():
+            window.logged_in_today = False
+            window.logged_out_at = None
+
+    def _on_issued(self, event: TicketIssued) -> None:
+        prefix = event.prefix
+        ticket = Ticket(
+            id=event.ticket_id,
+            number=event.number,
+            prefix=prefix,
+            requested=event.requested,
+            services=event.services,
+            source=Source(event.source),
+            issued_at=event.at,
+            ordinal=event.ordinal,
+            key=event.key,
+            citizen_ref=event.citizen_ref,
+            priority_group=event.priority_group,
+            appointment_slot=event.appointment_slot,
+        )
+        self._tickets[ticket.id] = ticket
+        self._numbers[prefix] = int(event.number[len(prefix) :])
+        self._ordinal = event.ordinal
+        for service_id in event.services:
+            self._issued[service_id] += 1
+        self._enqueue(ticket, event.at)
+        ticket.stamp("issued", event.at)
+
+    def _on_called(self, event: TicketCalled) -> None:
+        ticket = self._tickets[event.ticket_id]
+        window = self._windows[event.window_id]
+        if ticket.status is Status.HELD:
+            window.held.pop(ticket.id)
+        else:
+            self._dequeue(ticket)
+        ticket.target_window = None
+        ticket.status = Status.CALLED
+        ticket.window = window.id
+        window.current = ticket.id
+        ticket.stamp("called", event.at, window.id)
+
+    def _on_recalled(self, event: TicketRecalled) -> None:
+        ticket = self._tickets[event.ticket_id]
+        ticket.recalls = event.recalls
+        ticket.stamp("recalled", event.at, event.window_id)
+
+    def _on_started(self, event: TicketStarted) -> None:
+        ticket = self._tickets[event.ticket_id]
+        ticket.status = Status.SERVING
+        ticket.started_at = event.at
+        ticket.stamp("started", event.at, event.window_id)
+
+    def _on_step_completed(self, event: TicketStepCompleted) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._learn_service_time(event.service_id, event.service_seconds)
+        ticket.stamp("step_completed", event.at, event.window_id)
+        self._leave_window(ticket)
+        ticket.step += 1
+        ticket.started_at = None
+        self._enqueue(ticket, event.at)
+
+    def _on_finished(self, event: TicketFinished) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._learn_service_time(event.service_id, event.service_seconds)
+        self._leave_window(ticket)
+        ticket.status = Status.FINISHED
+        ticket.stamp("finished", event.at, event.window_id)
+
+    def _on_skipped(self, event: TicketSkipped) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._leave_window(ticket)
+        ticket.skips = event.skips
+        ticket.key = event.key
+        self._enqueue(ticket, event.at)
+        ticket.stamp("skipped", event.at, event.window_id)
+
+    def _on_abandoned(self, event: TicketAbandoned) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._leave_window(ticket)
+        ticket.skips = event.skips
+        ticket.status = Status.ABANDONED
+        ticket.stamp("abandoned", event.at, event.window_id)
+
+    def _on_transferred(self, event: TicketTransferred) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._leave_window(ticket)
+        step = ticket.step
+        ticket.services = (*ticket.services[:step], event.service_id, *ticket.services[step + 1 :])
+        ticket.target_window = event.to_window_id
+        ticket.started_at = None
+        self._enqueue(ticket, event.at)
+        ticket.stamp("transferred", event.at, event.from_window_id)
+
+    def _on_held(self, event: TicketHeld) -> None:
+        ticket = self._tickets[event.ticket_id]
+        window = self._windows[event.window_id]
+        window.current = None
+        window.held[ticket.id] = None
+        ticket.status = Status.HELD
+        ticket.stamp("held", event.at, window.id)
+
+    def _on_released(self, event: TicketReleased) -> None:
+        ticket = self._tickets[event.ticket_id]
+        self._leave_window(ticket)
+        ticket.target_window = event.window_id
+        self._enqueue(ticket, event.at)
+        ticket.stamp("released", event.at, event.window_id)
+
+    def _end(self, ticket: Ticket, status: Status, at: datetime) -> None:
+        if ticket.status is Status.WAITING:
+            self._dequeue(ticket)
+        else:
+            self._leave_window(ticket)
+        ticket.status = status
+        ticket.stamp(status.value, at, ticket.window)
+
+    def _on_cancelled(self, event: TicketCancelled) -> None:
+        self._end(self._tickets[event.ticket_id], Status.CANCELLED, event.at)
+
+    def _on_expired(self, event: TicketExpired) -> None:
+        self._end(self._tickets[event.ticket_id], Status.EXPIRED, event.at)
+
+    def _on_logged_in(self, event: WindowLoggedIn) -> None:
+        window = self._windows[event.window_id]
+        window.staff = event.staff_id
+        window.logged_in_today = True
+        self._staff_at[event.staff_id] = window.id
+
+    def _on_logged_out(self, event: WindowLoggedOut) -> None:
+        window = self._windows[event.window_id]
+        self._staff_at.pop(event.staff_id, None)
+        window.staff = None
+        window.pause = None
+        window.logged_out_at = event.at
+
+    def _on_paused(self, event: WindowPaused) -> None:
+        reason = self.layout.pause_reasons[event.reason]
+        self._windows[event.window_id].pause = Pause(reason, event.message, event.at)
+
+    def _on_resumed(self, event: WindowResumed) -> None:
+        self._windows[event.window_id].pause = None
+
+    def _on_closed(self, event: WindowClosed) -> None:
+        self._windows[event.window_id].closed = True
+
+    def _on_opened(self, event: WindowOpened) -> None:
+        self._windows[event.window_id].closed = False
+
+    def _on_services_changed(self, event: WindowServicesChanged) -> None:
+        self._windows[event.window_id].services = dict(event.services)
+        self._index_services()
+
+    def _on_strategy_changed(self, event: StrategyChanged) -> None:
+        strategy: Strategy = build_strategy(event.spec)
+        for window_id in event.window_ids:
+            self._windows[window_id].strategy = strategy
+
+    def _on_anomaly_started(self, event: AnomalyStarted) -> None:
+        self._windows[event.window_id].anomalies[Anomaly(event.kind)] = event.at
+
+    def _on_anomaly_ended(self, event: AnomalyEnded) -> None:
+        self._windows[event.window_id].anomalies.pop(Anomaly(event.kind), None)
+
+
+def _first(lane: Lane, limit: int) -> Sequence[tuple[int, int, str]]:
+    return [lane.at(i) for i in range(min(limit, len(lane)))]
+
+
+def _ticket_snapshot(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "services": list(ticket.services),
+        "step": ticket.step,
+        "source": ticket.source.value,
+        "status": ticket.status.value,
+        "window": ticket.window,
+        "target_window": ticket.target_window,
+        "key": ticket.key,
+        "skips": ticket.skips,
+        "recalls": ticket.recalls,
+        "issued_at": str(ticket.issued_at),
+        "enqueued_at": str(ticket.enqueued_at),
+        "started_at": str(ticket.started_at),
+        "citizen_ref": ticket.citizen_ref,
+        "priority_group": ticket.priority_group,
+        "appointment_slot": str(ticket.appointment_slot),
+        "nodes": [[n.kind, str(n.at), n.window, n.service] for n in ticket.nodes],
+    }
