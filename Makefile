@@ -30,6 +30,8 @@ lint: $(SETUP)
 typecheck: $(SETUP)
 	$(TYPECHECK)
 
+# The demo hall with simulated citizens and clerks; `make run ARGS=` runs it on the wall clock.
+ARGS ?= --demo
 run: $(SETUP)
 	$(BIN)/python run_hall.py $(ARGS)
 

@@ -147,7 +147,10 @@ class Engine:
 
     def start_day(self, day: date, *, now: datetime) -> list[Event]:
         """Open a business day: yesterday's open tickets expire, staff are
-        logged out, numbering and quotas restart."""
+        logged out, numbering and quotas restart. Only a later day may start:
+        restarting today would hand out today's numbers twice."""
+        if self.day is not None and day <= self.day:
+            raise Rejected(Reason.DAY_ALREADY_STARTED, f"{self.day} is running; {day} is not later")
         events: list[Event] = [
             TicketExpired(now, t.id) for t in self._tickets.values() if not t.status.is_final
         ]
@@ -250,8 +253,10 @@ class Engine:
         events: list[Event] = []
         started_at = ticket.started_at
         if ticket.status is Status.CALLED:
+            # A clerk who never presses start still served from the call on;
+            # learning 0 s here would drag every estimate toward nothing.
             events.append(TicketStarted(now, ticket.id, window.id))
-            started_at = now
+            started_at = ticket.called_at
         assert started_at is not None
         seconds = max(0.0, (now - started_at).total_seconds())
         if ticket.step + 1 < len(ticket.services):
@@ -272,9 +277,8 @@ class Engine:
         skips = ticket.skips + 1
         event: Event
         if ticket.skips < policy.max_requeues:
-            key = key_behind(
-                self._queues[ticket.service].main, policy.requeue_behind, self._end_key()
-            )
+            lane = self._queues[ticket.service].main
+            key = key_behind(lane, policy.requeue_behind, self._end_key(lane))
             event = TicketSkipped(now, ticket.id, window.id, skips, key)
         else:
             event = TicketAbandoned(now, ticket.id, window.id, skips)
@@ -300,6 +304,8 @@ class Engine:
             target = self._window(to_window)
             if target is window:
                 raise Rejected(Reason.BAD_REQUEST, "cannot transfer a ticket to its own window")
+            if target.closed:
+                raise Rejected(Reason.WINDOW_CLOSED, f"window {to_window} is closed")
             if service_id not in target.services:
                 raise Rejected(Reason.NOT_SERVED_HERE, f"window {to_window} does not serve it")
         event = TicketTransferred(now, ticket.id, window.id, service_id, to_window)
@@ -332,14 +338,16 @@ class Engine:
         elsewhere = self._staff_at.get(staff_id)
         if elsewhere is not None:
             raise Rejected(Reason.STAFF_ELSEWHERE, f"{staff_id} is logged in at {elsewhere}")
-        return self._commit([WindowLoggedIn(now, window.id, staff_id)], (window,))
+        return self._commit([WindowLoggedIn(now, window.id, staff_id)], (window,), attendance=True)
 
     def logout(self, window_id: str, *, now: datetime) -> list[Event]:
         window = self._staffed(window_id)
         if window.current is not None:
             raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
         assert window.staff is not None
-        return self._commit([WindowLoggedOut(now, window.id, window.staff)], (window,))
+        return self._commit(
+            [WindowLoggedOut(now, window.id, window.staff)], (window,), attendance=True
+        )
 
     def pause(
         self, window_id: str, reason: str, *, now: datetime, message: str | None = None
@@ -354,32 +362,40 @@ class Engine:
         if pause_reason is None:
             raise Rejected(Reason.UNKNOWN_PAUSE_REASON, f"no pause reason {reason!r}")
         text = message if message is not None else pause_reason.message
-        return self._commit([WindowPaused(now, window.id, reason, text)], (window,))
+        return self._commit(
+            [WindowPaused(now, window.id, reason, text)], (window,), attendance=True
+        )
 
     def resume(self, window_id: str, *, now: datetime) -> list[Event]:
         window = self._staffed(window_id)
         if window.pause is None:
             raise Rejected(Reason.WINDOW_NOT_PAUSED, f"window {window_id} is not paused")
-        return self._commit([WindowResumed(now, window.id)], (window,))
+        return self._commit([WindowResumed(now, window.id)], (window,), attendance=True)
 
     def close_window(self, window_id: str, *, now: datetime) -> list[Event]:
-        """Take a window out of service; whoever is logged in is logged out."""
+        """Take a window out of service; whoever is logged in is logged out,
+        and tickets sent to it or held there go back to their service's
+        queue, so nobody waits for a window that will not call."""
         window = self._window(window_id)
         if window.closed:
             raise Rejected(Reason.WRONG_STATE, f"window {window_id} is already closed")
         if window.current is not None:
             raise Rejected(Reason.WINDOW_BUSY, f"window {window_id} has a ticket in hand")
-        events: list[Event] = []
+        stranded = [*window.own.ticket_ids(), *window.held]
+        events: list[Event] = [
+            TicketTransferred(now, ticket_id, window.id, self._tickets[ticket_id].service, None)
+            for ticket_id in stranded
+        ]
         if window.staff is not None:
             events.append(WindowLoggedOut(now, window.id, window.staff))
         events.append(WindowClosed(now, window.id))
-        return self._commit(events, (window,))
+        return self._commit(events, (window,), attendance=True)
 
     def open_window(self, window_id: str, *, now: datetime) -> list[Event]:
         window = self._window(window_id)
         if not window.closed:
             raise Rejected(Reason.WRONG_STATE, f"window {window_id} is not closed")
-        return self._commit([WindowOpened(now, window.id)], (window,))
+        return self._commit([WindowOpened(now, window.id)], (window,), attendance=True)
 
     def set_window_services(
         self, window_id: str, services: Mapping[str, int], *, now: datetime
@@ -411,12 +427,7 @@ class Engine:
     def check_clock(self, *, now: datetime) -> list[Event]:
         """Raise and clear attendance anomalies as time passes (W1); the
         server calls it on its timer, so nothing else has to poll."""
-        events: list[Event] = []
-        for window in self._windows.values():
-            found = self._anomalies_at(window, now)
-            active = window.anomalies
-            events += [AnomalyStarted(now, window.id, k) for k in found if k not in active]
-            events += [AnomalyEnded(now, window.id, k) for k in active if k not in found]
+        events = [e for w in self._windows.values() for e in self._attendance_changes(w, now)]
         return self._commit(events, ())
 
     # -------------------------------------------------------------- queries
@@ -459,11 +470,14 @@ class Engine:
     def open_windows(self, service_id: str) -> int:
         return sum(1 for w in self._serving_windows.get(service_id, ()) if w.is_open)
 
-    def service_estimate(self, service_id: str) -> Estimate:
-        """What a citizen taking a ticket now would face."""
-        if service_id not in self._queues:
-            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service {service_id!r}")
-        return self._estimate(service_id, self.waiting_count(service_id))
+    def service_estimate(self, requested: str) -> Estimate:
+        """What a citizen taking a ticket now would face; for a package, the
+        wait for its first service. Tickets sent to a named window are that
+        window's and not counted here."""
+        services = self.layout.services_of(requested)
+        if services is None:
+            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service or package {requested!r}")
+        return self._estimate(services[0], self.waiting_count(services[0]))
 
     def ticket_estimate(self, ticket_id: str) -> Estimate:
         """Position and expected wait of a waiting ticket (silent calling, Q6)."""
@@ -471,9 +485,11 @@ class Engine:
         if ticket.status is not Status.WAITING:
             raise Rejected(Reason.TICKET_NOT_WAITING, f"{ticket.number} is {ticket.status}")
         if ticket.target_window is not None:
-            ahead = self._windows[ticket.target_window].own.count_before(ticket.entry)
-            minutes = ahead * self._service_seconds[ticket.service] / 60.0
-            return Estimate(ahead, minutes, 1)
+            target = self._windows[ticket.target_window]
+            ahead = target.own.count_before(ticket.entry)
+            if not target.is_open:
+                return Estimate(ahead, None, 0)
+            return Estimate(ahead, ahead * self._service_seconds[ticket.service] / 60.0, 1)
         ahead = self._queues[ticket.service].main.count_before(ticket.entry)
         return self._estimate(ticket.service, ahead)
 
@@ -573,9 +589,11 @@ class Engine:
             raise Rejected(Reason.BAD_REQUEST, f"no window in {scope} {target!r}")
         return chosen
 
-    def _end_key(self) -> int:
-        """A key behind every ticket issued so far and ahead of the next."""
-        return self._ordinal * KEY_SPACING + KEY_SPACING // 2
+    def _end_key(self, lane: Lane) -> int:
+        """A key behind everybody in ``lane`` (earlier no-shows put last
+        included) and ahead of the next ticket to be issued."""
+        last = lane.at(len(lane) - 1)[0] + 1 if len(lane) else 0
+        return max(last, self._ordinal * KEY_SPACING + KEY_SPACING // 2)
 
     # -------------------------------------------------------------- derived
 
@@ -592,15 +610,19 @@ class Engine:
         return WindowState.IDLE
 
     def _anomalies_at(self, window: WindowRuntime, now: datetime) -> list[Anomaly]:
+        """Attendance is judged in working hours only: a break that runs into
+        the lunch closure, or an empty window at night, is nobody's fault."""
+        opened = self.layout.window_hours(window.config).period_start(now)
+        if opened is None:
+            return []
         found: list[Anomaly] = []
         if window.pause is not None:
             limit = timedelta(minutes=window.pause.reason.limit_minutes)
             if now - window.pause.since > limit:
                 found.append(Anomaly.OVERLONG_PAUSE)
         if window.staff is None and not window.closed:
-            opened = self.layout.window_hours(window.config).period_start(now)
             grace = timedelta(minutes=self.layout.attendance.login_grace_minutes)
-            if opened is not None and now - opened >= grace:
+            if now - opened >= grace:
                 if not window.logged_in_today:
                     found.append(Anomaly.LATE_LOGIN)
                 elif window.logged_out_at is not None and now - window.logged_out_at >= grace:
@@ -641,9 +663,20 @@ class Engine:
         )
         return self._commit([event], (window,))
 
-    def _commit(self, events: list[Event], touched: Iterable[WindowRuntime]) -> list[Event]:
+    def _attendance_changes(self, window: WindowRuntime, now: datetime) -> list[Event]:
+        found = self._anomalies_at(window, now)
+        active = window.anomalies
+        started = [AnomalyStarted(now, window.id, k) for k in found if k not in active]
+        ended = [AnomalyEnded(now, window.id, k) for k in active if k not in found]
+        return [*started, *ended]
+
+    def _commit(
+        self, events: list[Event], touched: Iterable[WindowRuntime], *, attendance: bool = False
+    ) -> list[Event]:
         """Apply ``events`` and add a ``window.state_changed`` for every touched
-        window whose visible state changed."""
+        window whose visible state changed. With ``attendance`` (logins,
+        pauses, closing) the touched windows' anomalies are judged again at
+        once, so a late clerk's anomaly ends when he logs in, not a timer later."""
         before = [(window, self._state(window)) for window in touched]
         for item in events:
             self._appliers[type(item)](item)
@@ -654,6 +687,10 @@ class Engine:
             new = self._state(window)
             if new is not old:
                 events.append(self._state_changed(window, old, new, at))
+            if attendance:
+                for change in self._attendance_changes(window, at):
+                    self._appliers[type(change)](change)
+                    events.append(change)
         return events
 
     def _state_changed(
@@ -755,6 +792,7 @@ class Engine:
             self._dequeue(ticket)
         ticket.target_window = None
         ticket.status = Status.CALLED
+        ticket.called_at = event.at
         ticket.window = window.id
         window.current = ticket.id
         ticket.stamp("called", event.at, window.id)
@@ -803,7 +841,7 @@ class Engine:
 
     def _on_transferred(self, event: TicketTransferred) -> None:
         ticket = self._tickets[event.ticket_id]
-        self._leave_window(ticket)
+        self._detach(ticket)
         step = ticket.step
         ticket.services = (*ticket.services[:step], event.service_id, *ticket.services[step + 1 :])
         ticket.target_window = event.to_window_id
@@ -826,11 +864,15 @@ class Engine:
         self._enqueue(ticket, event.at)
         ticket.stamp("released", event.at, event.window_id)
 
-    def _end(self, ticket: Ticket, status: Status, at: datetime) -> None:
+    def _detach(self, ticket: Ticket) -> None:
+        """Take a ticket out of wherever it is: a queue, a hand or a hold."""
         if ticket.status is Status.WAITING:
             self._dequeue(ticket)
         else:
             self._leave_window(ticket)
+
+    def _end(self, ticket: Ticket, status: Status, at: datetime) -> None:
+        self._detach(ticket)
         ticket.status = status
         ticket.stamp(status.value, at, ticket.window)
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class Reason(StrEnum):
     DAY_NOT_STARTED = "day_not_started"
+    DAY_ALREADY_STARTED = "day_already_started"
     UNKNOWN_SERVICE = "unknown_service"
     UNKNOWN_WINDOW = "unknown_window"
     UNKNOWN_TICKET = "unknown_ticket"

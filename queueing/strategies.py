@@ -45,9 +45,13 @@ class Rule(ABC):
     defaults: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self, **params: float) -> None:
+        """Parameters are durations and counts: numbers, never negative."""
         unknown = params.keys() - self.defaults.keys()
         if unknown:
             raise StrategyError(f"rule {self.name!r} takes no parameter {sorted(unknown)[0]!r}")
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise StrategyError(f"rule {self.name!r}: {key!r} must be a number ≥ 0")
         self.params = {**self.defaults, **params}
 
     @abstractmethod
@@ -208,11 +212,7 @@ class StrategySpec:
                 continue
             if not isinstance(item, dict) or not isinstance(item.get("rule"), str):
                 raise StrategyError(f"rule {position}: expected a name or {{'rule': name, ...}}")
-            params = {k: v for k, v in item.items() if k != "rule"}
-            for key, value in params.items():
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise StrategyError(f"rule {position}: parameter {key!r} must be a number")
-            items.append((item["rule"], params))
+            items.append((item["rule"], {k: v for k, v in item.items() if k != "rule"}))
         spec = cls.of(*items)
         build_strategy(spec)
         return spec

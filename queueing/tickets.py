@@ -71,6 +71,7 @@ class Ticket:
     enqueued_at: datetime | None = None
     """When the ticket last joined a queue: at issue, after a skip, a transfer,
     a release or a finished package step."""
+    called_at: datetime | None = None
     started_at: datetime | None = None
     skips: int = 0
     recalls: int = 0

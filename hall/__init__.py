@@ -1,0 +1,1 @@
+"""The hall server: configuration, storage, HTTP and devices around the queueing engine."""

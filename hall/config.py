@@ -1,0 +1,631 @@
+"""The hall's TOML configuration, checked and turned into the engine's Layout.
+
+A hall manager edits this file by hand, so a mistake must come back as the
+file, the key path and what is wrong (``hall.toml: windows[3].area: unknown
+area 'f9-a'``), every mistake at once, instead of as a traceback from a server
+that will not start. Loading runs in four steps, each its own function: read
+the TOML, validate its shape (pydantic), cross-check the references between
+tables, build the engine's immutable types. The engine never sees TOML or
+pydantic; this module is the only place that knows the file's shape.
+
+Array indexes in key paths count from 0, in the order the tables appear in the
+file (``windows[0]`` is the first ``[[windows]]``).
+
+Ticket texts (Q3) usually sit on their service or package. A ``[tickets.<id>]``
+table may give them instead, for halls whose catalog is synced from the
+backend (Q9) while the ticket wording stays the hall's own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Literal, NamedTuple, get_args, get_origin
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails
+
+from queueing.hours import WORKDAYS, Hours, parse_interval
+from queueing.layout import (
+    DEFAULT_PAUSE_REASONS,
+    Area,
+    AttendancePolicy,
+    Layout,
+    LayoutError,
+    NoShowPolicy,
+    Package,
+    PauseReason,
+    Service,
+    Window,
+)
+from queueing.strategies import DEFAULT_STRATEGY, StrategySpec
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+Scope = Literal["group", "area", "window"]
+
+
+class Problem(NamedTuple):
+    key: str
+    """Where, in TOML notation (``services[12].prefix``); empty for the whole file."""
+    text: str
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message has one line per problem."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(_format(source, problem) for problem in self.problems))
+
+
+def _format(source: str, problem: Problem) -> str:
+    where = f"{source}: {problem.key}" if problem.key else source
+    return f"{where}: {problem.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketText:
+    """What a printed ticket tells the citizen besides the number (Q3)."""
+
+    direction: str = ""
+    """Where to go, e.g. 请到二楼B区 12-15 号窗口."""
+    materials: tuple[str, ...] = ()
+    notice: str = ""
+    """A notice or publicity line printed at the bottom."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyAssignment:
+    """A calling strategy for an area, a window group or one window (Q7).
+
+    The loader only checks it: the server applies it through the engine at
+    start-up, so that the manager can later change it live like any other
+    strategy and the change is in the event log.
+    """
+
+    scope: Scope
+    target: str
+    spec: StrategySpec
+
+
+@dataclass(frozen=True, slots=True)
+class HallConfig:
+    """The engine's layout plus what the engine has no business knowing: local
+    time, network, storage and the wording printed on tickets."""
+
+    layout: Layout
+    tickets: Mapping[str, TicketText]
+    """Text for every service and package id (empty text when none is set)."""
+    strategy_assignments: tuple[StrategyAssignment, ...] = ()
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    rollover_hour: int = 3
+    """Local hour at which the business day turns over and ticket numbers restart;
+    in the small hours, so that no open hall is ever split across two days."""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    database_url: str | None = None
+
+
+def load_hall_config(path: str | Path) -> HallConfig:
+    """Read, check and build the hall configuration; raises ConfigError."""
+    source = str(path)
+    return parse_hall_config(_read_toml(Path(path), source), source)
+
+
+def parse_hall_config(data: Mapping[str, object], source: str = "<config>") -> HallConfig:
+    """Check and build a configuration already parsed from TOML (or equivalent
+    JSON); ``source`` names it in error messages."""
+    try:
+        hall = _HallFile.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(source, _problems_of(exc)) from None
+    problems = list(_cross_check(hall))
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        layout = _layout(hall)
+    except LayoutError as exc:
+        raise ConfigError(source, [Problem("", str(exc))]) from exc
+    return HallConfig(
+        layout=layout,
+        tickets=_tickets(hall),
+        strategy_assignments=tuple(
+            StrategyAssignment(item.scope, item.target, item.rules)
+            for item in hall.strategies.assign
+        ),
+        timezone=hall.hall.timezone,
+        rollover_hour=hall.hall.rollover_hour,
+        http_host=hall.http.host,
+        http_port=hall.http.port,
+        database_url=hall.database.url if hall.database is not None else None,
+    )
+
+
+# --- Reading -----------------------------------------------------------------
+
+_TOML_WHERE = re.compile(r"^(?P<what>.*) \(at (?P<where>line \d+, column \d+|end of document)\)$")
+
+
+def _read_toml(path: Path, source: str) -> dict[str, object]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(source, [Problem("", f"cannot read: {exc.strerror or exc}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [_syntax_problem(exc)]) from None
+
+
+def _syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
+    """tomllib (before 3.14) puts the position only into the message text."""
+    match = _TOML_WHERE.match(str(error))
+    if match is None:
+        return Problem("", f"TOML syntax: {error}")
+    return Problem(match["where"], f"TOML syntax: {_lower_first(match['what'])}")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+# --- Shape: one pydantic model per TOML table ---------------------------------
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_PREFIX = re.compile(r"[A-Z]{1,2}")
+
+
+def _id(value: str) -> str:
+    """Ids end up in URLs, event logs and key paths: keep them plain."""
+    if not _ID.fullmatch(value):
+        raise ValueError("must be 1-64 letters, digits, '-' or '_', starting with a letter/digit")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not _PREFIX.fullmatch(value):
+        raise ValueError("must be 1-2 capital letters")
+    return value
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _interval(value: object) -> tuple[time, time]:
+    if not isinstance(value, str):
+        raise ValueError("must be a string like '09:00-12:00'")
+    return parse_interval(value)
+
+
+def _intervals_fit_together(intervals: list[tuple[time, time]]) -> list[tuple[time, time]]:
+    """Let the engine's own Hours judge order and overlap, so both agree."""
+    Hours(tuple(intervals), frozenset(range(7)))
+    return intervals
+
+
+def _weekday(value: int) -> int:
+    if not 1 <= value <= 7:
+        raise ValueError("weekdays are numbered 1 (Monday) to 7 (Sunday)")
+    return value
+
+
+def _weights(value: object) -> object:
+    """A list of service ids is shorthand for weight 1 each."""
+    if not isinstance(value, list):
+        return value
+    weights: dict[str, int] = {}
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError("expected a list of service ids or a table of id = weight")
+        if item in weights:
+            raise ValueError(f"service {item!r} listed twice")
+        weights[item] = 1
+    return weights
+
+
+def _distinct(values: list[str]) -> list[str]:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} listed twice")
+    return values
+
+
+_Id = Annotated[str, AfterValidator(_id)]
+_Prefix = Annotated[str, AfterValidator(_prefix)]
+_Text = Annotated[str, AfterValidator(_text)]
+_Interval = Annotated[tuple[time, time], PlainValidator(_interval)]
+_Intervals = Annotated[
+    list[_Interval], Field(min_length=1), AfterValidator(_intervals_fit_together)
+]
+_Weekdays = Annotated[list[Annotated[int, AfterValidator(_weekday)]], Field(min_length=1)]
+_Weights = Annotated[
+    dict[_Id, Annotated[int, Field(ge=1)]], BeforeValidator(_weights), Field(min_length=1)
+]
+_Rules = Annotated[StrategySpec, PlainValidator(StrategySpec.from_json)]
+
+
+class _Table(BaseModel):
+    """Strict: TOML is typed already, so a string where a number belongs is a
+    mistake to report, and an unknown key is most likely a typo."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _HallTable(_Table):
+    id: _Id
+    name: _Text
+    timezone: ZoneInfo = Field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    rollover_hour: int = Field(default=3, ge=0, le=23)
+    working_hours: _Intervals
+    weekdays: _Weekdays = Field(default_factory=lambda: [day + 1 for day in sorted(WORKDAYS)])
+    number_width: int = Field(default=3, ge=1, le=6)
+
+
+class _HttpTable(_Table):
+    host: _Text = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class _DatabaseTable(_Table):
+    url: _Text
+
+
+class _NoShowTable(_Table):
+    requeue_behind: int = Field(default=3, ge=0)
+    max_requeues: int = Field(default=1, ge=0)
+
+
+class _AttendanceTable(_Table):
+    login_grace_minutes: float = Field(default=10.0, ge=0)
+
+
+class _EstimateTable(_Table):
+    ewma_alpha: float = Field(default=0.2, gt=0, le=1)
+
+
+class _PolicyTable(_Table):
+    no_show: _NoShowTable = Field(default_factory=_NoShowTable)
+    attendance: _AttendanceTable = Field(default_factory=_AttendanceTable)
+    estimate: _EstimateTable = Field(default_factory=_EstimateTable)
+
+
+class _PauseReasonTable(_Table):
+    code: _Id
+    label: _Text
+    limit_minutes: float = Field(gt=0)
+    message: _Text
+
+
+class _AreaTable(_Table):
+    id: _Id
+    name: _Text
+    floor: int
+    region: str = ""
+
+
+class _TicketTable(_Table):
+    direction: str = ""
+    materials: list[_Text] = Field(default_factory=list)
+    notice: str = ""
+
+    def gives_text(self) -> bool:
+        return bool(self.model_fields_set & {"direction", "materials", "notice"})
+
+
+class _TicketableTable(_TicketTable):
+    """What a citizen can take a ticket for: a service or a package."""
+
+    id: _Id
+    name: _Text
+    prefix: _Prefix
+
+
+class _ServiceTable(_TicketableTable):
+    category: _Text
+    hours: _Intervals | None = None
+    weekdays: _Weekdays | None = None
+    daily_quota: int | None = Field(default=None, ge=0)
+    avg_service_minutes: float = Field(default=10.0, gt=0)
+
+
+class _PackageTable(_TicketableTable):
+    services: Annotated[list[_Id], Field(min_length=2), AfterValidator(_distinct)]
+
+
+class _WindowTable(_Table):
+    id: _Id
+    name: _Text
+    area: _Id
+    services: _Weights
+    screen: str = ""
+    groups: Annotated[list[_Id], AfterValidator(_distinct)] = Field(default_factory=list)
+    hours: _Intervals | None = None
+    weekdays: _Weekdays | None = None
+
+
+class _AssignTable(_Table):
+    scope: Scope
+    target: str
+    rules: _Rules
+
+
+class _StrategiesTable(_Table):
+    default: _Rules = DEFAULT_STRATEGY
+    assign: list[_AssignTable] = Field(default_factory=list)
+
+
+class _HallFile(_Table):
+    hall: _HallTable
+    http: _HttpTable = Field(default_factory=_HttpTable)
+    database: _DatabaseTable | None = None
+    policy: _PolicyTable = Field(default_factory=_PolicyTable)
+    pause_reasons: list[_PauseReasonTable] | None = Field(default=None, min_length=1)
+    areas: list[_AreaTable] = Field(min_length=1)
+    services: list[_ServiceTable] = Field(min_length=1)
+    packages: list[_PackageTable] = Field(default_factory=list)
+    windows: list[_WindowTable] = Field(min_length=1)
+    tickets: dict[_Id, _TicketTable] = Field(default_factory=dict)
+    strategies: _StrategiesTable = Field(default_factory=_StrategiesTable)
+
+
+def _all_keys(annotation: object) -> Iterator[str]:
+    """Every key of every table, for "did you mean" hints on a typo."""
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            for name, info in annotation.model_fields.items():
+                yield name
+                yield from _all_keys(info.annotation)
+        return
+    for argument in get_args(annotation):
+        yield from _all_keys(argument)
+
+
+_KNOWN_KEYS = sorted(set(_all_keys(_HallFile)))
+
+
+# --- Validation errors as key paths -------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key_path(loc: Iterable[str | int]) -> str:
+    """``("services", 12, "prefix")`` → ``services[12].prefix``, quoting keys
+    that TOML would need quoted."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "[key]":
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            path += f".{key}" if path else key
+    return path
+
+
+def _problems_of(error: ValidationError) -> list[Problem]:
+    return [Problem(_key_path(item["loc"]), _message(item)) for item in error.errors()]
+
+
+def _message(item: ErrorDetails) -> str:
+    if item["type"] == "extra_forbidden":
+        return _unknown_key(str(item["loc"][-1]))
+    if item["type"] == "missing":
+        return "required key is missing"
+    context = item.get("ctx", {})
+    if item["type"] == "too_short":
+        return f"must list at least {context['min_length']}"
+    if item["type"] == "value_error" and "error" in context:
+        return str(context["error"])
+    return _lower_first(item["msg"])
+
+
+def _unknown_key(key: str) -> str:
+    guess = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+    return f"unknown key; did you mean {guess[0]!r}?" if guess else "unknown key"
+
+
+# --- Cross-checks between tables ----------------------------------------------
+
+
+def _cross_check(hall: _HallFile) -> Iterator[Problem]:
+    yield from _duplicates("areas", [area.id for area in hall.areas])
+    yield from _duplicates("services", [service.id for service in hall.services])
+    yield from _duplicates("packages", [package.id for package in hall.packages])
+    yield from _duplicates("windows", [window.id for window in hall.windows])
+    if hall.pause_reasons is not None:
+        yield from _duplicates("pause_reasons", [r.code for r in hall.pause_reasons], "code")
+    yield from _package_references(hall)
+    yield from _window_references(hall)
+    yield from _ticket_references(hall)
+    yield from _strategy_targets(hall)
+
+
+def _duplicates(table: str, ids: Sequence[str], key: str = "id") -> Iterator[Problem]:
+    first: dict[str, int] = {}
+    for index, item_id in enumerate(ids):
+        if item_id in first:
+            yield Problem(
+                f"{table}[{index}].{key}",
+                f"duplicate {key} {item_id!r} (first at {table}[{first[item_id]}])",
+            )
+        else:
+            first[item_id] = index
+
+
+def _package_references(hall: _HallFile) -> Iterator[Problem]:
+    services = {service.id for service in hall.services}
+    for index, package in enumerate(hall.packages):
+        if package.id in services:
+            yield Problem(f"packages[{index}].id", f"{package.id!r} is already a service id")
+        for service_id in package.services:
+            if service_id not in services:
+                yield Problem(f"packages[{index}].services", f"unknown service {service_id!r}")
+
+
+def _window_references(hall: _HallFile) -> Iterator[Problem]:
+    areas = {area.id for area in hall.areas}
+    services = {service.id for service in hall.services}
+    for index, window in enumerate(hall.windows):
+        if window.area not in areas:
+            yield Problem(f"windows[{index}].area", f"unknown area {window.area!r}")
+        for service_id in window.services:
+            if service_id not in services:
+                yield Problem(f"windows[{index}].services", f"unknown service {service_id!r}")
+
+
+def _ticket_references(hall: _HallFile) -> Iterator[Problem]:
+    tables: tuple[tuple[str, Sequence[_TicketableTable]], ...] = (
+        ("services", hall.services),
+        ("packages", hall.packages),
+    )
+    inline = {
+        item.id: f"{table}[{index}]"
+        for table, items in tables
+        for index, item in enumerate(items)
+        if item.gives_text()
+    }
+    known = {service.id for service in hall.services} | {p.id for p in hall.packages}
+    for ticket_id in hall.tickets:
+        key = _key_path(("tickets", ticket_id))
+        if ticket_id not in known:
+            yield Problem(key, f"unknown service or package {ticket_id!r}")
+        elif ticket_id in inline:
+            yield Problem(key, f"ticket text already given in {inline[ticket_id]}")
+
+
+def _strategy_targets(hall: _HallFile) -> Iterator[Problem]:
+    known: dict[Scope, set[str]] = {
+        "area": {area.id for area in hall.areas},
+        "window": {window.id for window in hall.windows},
+        "group": {group for window in hall.windows for group in window.groups},
+    }
+    unknown: dict[Scope, str] = {
+        "area": "unknown area",
+        "window": "unknown window",
+        "group": "no window is in group",
+    }
+    first: dict[tuple[Scope, str], int] = {}
+    for index, item in enumerate(hall.strategies.assign):
+        key = f"strategies.assign[{index}].target"
+        earlier = first.setdefault((item.scope, item.target), index)
+        if item.target not in known[item.scope]:
+            yield Problem(key, f"{unknown[item.scope]} {item.target!r}")
+        elif earlier != index:
+            yield Problem(
+                key,
+                f"{item.scope} {item.target!r} already has a strategy "
+                f"(strategies.assign[{earlier}])",
+            )
+
+
+# --- Building the engine's types ----------------------------------------------
+
+
+def _layout(hall: _HallFile) -> Layout:
+    """Checked input only: the engine's own LayoutError is the last safety net."""
+    working_hours = _hours(hall.hall.working_hours, hall.hall.weekdays)
+    policy = hall.policy
+    return Layout(
+        hall_id=hall.hall.id,
+        name=hall.hall.name,
+        areas={area.id: Area(area.id, area.name, area.floor, area.region) for area in hall.areas},
+        services={item.id: _service(item, working_hours) for item in hall.services},
+        windows={item.id: _window(item, working_hours) for item in hall.windows},
+        packages={
+            item.id: Package(item.id, item.name, item.prefix, tuple(item.services))
+            for item in hall.packages
+        },
+        pause_reasons=_pause_reasons(hall.pause_reasons),
+        working_hours=working_hours,
+        no_show=NoShowPolicy(policy.no_show.requeue_behind, policy.no_show.max_requeues),
+        attendance=AttendancePolicy(policy.attendance.login_grace_minutes),
+        default_strategy=hall.strategies.default,
+        number_width=hall.hall.number_width,
+        ewma_alpha=policy.estimate.ewma_alpha,
+    )
+
+
+def _weekdays(days: Iterable[int]) -> frozenset[int]:
+    """The file numbers weekdays as people and ISO 8601 do (Monday = 1); the
+    engine as ``datetime.weekday()`` does (Monday = 0)."""
+    return frozenset(day - 1 for day in days)
+
+
+def _hours(intervals: Sequence[tuple[time, time]], weekdays: Iterable[int]) -> Hours:
+    return Hours(tuple(intervals), _weekdays(weekdays))
+
+
+def _own_hours(
+    intervals: Sequence[tuple[time, time]] | None, weekdays: Sequence[int] | None, hall: Hours
+) -> Hours | None:
+    """Whatever a table leaves out it takes from the hall; None when it sets nothing."""
+    if intervals is None and weekdays is None:
+        return None
+    return Hours(
+        tuple(intervals) if intervals is not None else hall.intervals,
+        _weekdays(weekdays) if weekdays is not None else hall.weekdays,
+    )
+
+
+def _service(item: _ServiceTable, working_hours: Hours) -> Service:
+    own_hours = _own_hours(item.hours, item.weekdays, working_hours)
+    return Service(
+        id=item.id,
+        name=item.name,
+        category=item.category,
+        prefix=item.prefix,
+        hours=own_hours if own_hours is not None else working_hours,
+        daily_quota=item.daily_quota,
+        avg_service_minutes=item.avg_service_minutes,
+    )
+
+
+def _window(item: _WindowTable, working_hours: Hours) -> Window:
+    return Window(
+        id=item.id,
+        name=item.name,
+        area=item.area,
+        services=dict(item.services),
+        screen=item.screen,
+        groups=tuple(item.groups),
+        hours=_own_hours(item.hours, item.weekdays, working_hours),
+    )
+
+
+def _pause_reasons(items: list[_PauseReasonTable] | None) -> Mapping[str, PauseReason]:
+    if items is None:
+        return dict(DEFAULT_PAUSE_REASONS)
+    return {
+        item.code: PauseReason(item.code, item.label, item.limit_minutes, item.message)
+        for item in items
+    }
+
+
+def _tickets(hall: _HallFile) -> Mapping[str, TicketText]:
+    items: list[_TicketableTable] = [*hall.services, *hall.packages]
+    texts = {item.id: _ticket_text(item) for item in items}
+    texts.update((ticket_id, _ticket_text(item)) for ticket_id, item in hall.tickets.items())
+    return MappingProxyType(texts)
+
+
+def _ticket_text(item: _TicketTable) -> TicketText:
+    return TicketText(item.direction, tuple(item.materials), item.notice)

@@ -1,0 +1,70 @@
+"""Citizens and clerks for a demo hall that has no devices yet.
+
+Citizens arrive at random and take tickets for popular services; every window
+is staffed and works through its queue with realistic service times. It
+drives the hall through the same ``HallRuntime.apply`` the API will use, so
+the demo exercises the real path, not a shortcut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from functools import partial
+
+from hall.runtime import HallRuntime, Operation
+from queueing import Rejected, Source
+
+log = logging.getLogger(__name__)
+
+SOURCES = [Source.WALK_IN] * 5 + [Source.ID_CARD] * 3 + [Source.PHONE, Source.MOBILE]
+
+
+class DemoActivity:
+    def __init__(self, runtime: HallRuntime, *, seed: int = 7, arrivals_per_hour: float = 240):
+        self.runtime = runtime
+        self.rng = random.Random(seed)
+        self.arrivals_per_hour = arrivals_per_hour
+
+    async def run(self) -> None:
+        engine = self.runtime.engine
+        for number, window_id in enumerate(engine.layout.windows, start=1):
+            staff = f"staff-{number:03d}"
+            self._try(partial(engine.login, window_id, staff))
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._citizens())
+            for window_id in engine.layout.windows:
+                group.create_task(self._clerk(window_id))
+
+    async def _citizens(self) -> None:
+        engine = self.runtime.engine
+        services = list(engine.layout.services.values())
+        while True:
+            gap = self.rng.expovariate(self.arrivals_per_hour / 3600.0)
+            await asyncio.sleep(self.runtime.clock.seconds(gap))
+            service = self.rng.choice(services)
+            source = self.rng.choice(SOURCES)
+            self._try(partial(engine.issue, service.id, source))
+
+    async def _clerk(self, window_id: str) -> None:
+        engine = self.runtime.engine
+        clock = self.runtime.clock
+        while True:
+            if not self._try(partial(engine.call_next, window_id)):
+                await asyncio.sleep(clock.seconds(60))
+                continue
+            await asyncio.sleep(clock.seconds(self.rng.uniform(20, 90)))
+            self._try(partial(engine.start, window_id))
+            ticket = engine.current_ticket(window_id)
+            minutes = engine.average_service_minutes(ticket.service) if ticket else 5.0
+            await asyncio.sleep(clock.seconds(self.rng.uniform(0.5, 1.5) * minutes * 60))
+            self._try(partial(engine.finish, window_id))
+
+    def _try(self, operation: Operation) -> bool:
+        try:
+            self.runtime.apply(operation)
+        except Rejected as refused:
+            log.debug("demo: %s", refused)
+            return False
+        return True

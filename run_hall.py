@@ -1,0 +1,121 @@
+"""Start a SmartHall server.
+
+    python run_hall.py                       the hall in config/demo-hall.toml
+    python run_hall.py --demo                ... with simulated citizens and clerks
+    python run_hall.py --config my-hall.toml --port 8081
+
+Ctrl-C (SIGINT) or SIGTERM stops it cleanly. Exit codes: 0 after a clean stop,
+2 for a configuration or start-up problem, which is printed with its cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from hall.bus import EventBus
+from hall.clock import Clock, SimulatedClock, WallClock
+from hall.config import ConfigError, HallConfig, load_hall_config
+from hall.demo import DemoActivity
+from hall.http import build_app
+from hall.runtime import HallRuntime
+
+log = logging.getLogger("smarthall")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run a SmartHall server.")
+    parser.add_argument("--config", default="config/demo-hall.toml", help="hall TOML file")
+    parser.add_argument("--host", help="address to listen on (default: from the config)")
+    parser.add_argument("--port", type=int, help="port (default: $HALL_PORT or the config)")
+    parser.add_argument(
+        "--demo", action="store_true", help="simulate citizens and clerks on a simulated clock"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=10.0, help="demo clock speed, hall seconds per second"
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def demo_start(config: HallConfig) -> datetime:
+    """The next opening of the hall, so a demo started at night still shows a
+    working day."""
+    hours = config.layout.working_hours
+    day = datetime.now(config.timezone)
+    while day.weekday() not in hours.weekdays:
+        day += timedelta(days=1)
+    first = min(start for start, _ in hours.intervals)
+    return day.replace(hour=first.hour, minute=first.minute, second=0, microsecond=0)
+
+
+async def serve(config: HallConfig, args: argparse.Namespace) -> int:
+    clock: Clock = (
+        SimulatedClock(demo_start(config), args.speed) if args.demo else WallClock(config.timezone)
+    )
+    runtime = HallRuntime(config, clock, EventBus())
+    runtime.open_day()
+    host = args.host or config.http_host
+    port = args.port or int(os.environ.get("HALL_PORT", config.http_port))
+    runner = web.AppRunner(build_app(runtime), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}; "
+              "set HALL_PORT or --port to another port", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    background = [asyncio.create_task(runtime.keep_time())]
+    if args.demo:
+        background.append(asyncio.create_task(DemoActivity(runtime).run()))
+    base = f"http://{host}:{port}"
+    print(f"SmartHall: {config.layout.name} ({len(config.layout.windows)} windows, "
+          f"{len(config.layout.services)} services) is running", flush=True)
+    if args.demo:
+        print(f"  demo: simulated citizens and clerks, hall clock from "
+              f"{clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x", flush=True)
+    print(f"  hall now:  {base}/api/v1/hall\n  health:    {base}/healthz\n"
+          "  Ctrl-C stops", flush=True)
+    await stop.wait()
+    print("SmartHall: stopping", flush=True)
+    for task in background:
+        task.cancel()
+    for task in background:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await runner.cleanup()
+    print("SmartHall: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_hall_config(args.config)
+    except ConfigError as exc:
+        print(f"error: the configuration cannot be used:\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(config, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

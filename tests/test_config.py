@@ -1,0 +1,554 @@
+"""The hall's TOML configuration: the demo hall, defaults, and error messages
+that point the hall manager at the exact key to fix."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import hall.config
+from hall.config import ConfigError, HallConfig, TicketText, load_hall_config
+from queueing.layout import DEFAULT_PAUSE_REASONS, Layout, LayoutError
+from queueing.strategies import DEFAULT_STRATEGY, StrategySpec
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "demo-hall.toml"
+
+MINIMAL = """\
+[hall]
+id = "test-hall"
+name = "测试大厅"
+working_hours = ["09:00-12:00", "13:30-17:30"]
+
+[[areas]]
+id = "f1-a"
+name = "一楼A区"
+floor = 1
+
+[[services]]
+id = "tax-01"
+name = "纳税申报"
+category = "税务服务"
+prefix = "J"
+
+[[services]]
+id = "tax-02"
+name = "发票领用"
+category = "税务服务"
+prefix = "J"
+
+[[windows]]
+id = "w01"
+name = "1号窗口"
+area = "f1-a"
+services = ["tax-01", "tax-02"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hall.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def package(package_id: str, services: str, prefix: str = "P") -> str:
+    return (
+        f'[[packages]]\nid = "{package_id}"\nname = "套餐"\nprefix = "{prefix}"\n'
+        f"services = {services}\n"
+    )
+
+
+def window(window_id: str, area: str, services: str) -> str:
+    return (
+        f'[[windows]]\nid = "{window_id}"\nname = "窗口"\narea = "{area}"\nservices = {services}\n'
+    )
+
+
+def load(tmp_path: Path, extra: str = "", base: str = MINIMAL) -> HallConfig:
+    return load_hall_config(write(tmp_path, base + extra))
+
+
+def problems(tmp_path: Path, extra: str = "", base: str = MINIMAL) -> list[str]:
+    """The error lines, each without the leading file name (checked here)."""
+    path = write(tmp_path, base + extra)
+    with pytest.raises(ConfigError) as caught:
+        load_hall_config(path)
+    lines = str(caught.value).splitlines()
+    prefix = f"{path}: "
+    assert all(line.startswith(prefix) for line in lines), lines
+    return [line.removeprefix(prefix) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def demo() -> HallConfig:
+    return load_hall_config(DEMO)
+
+
+# --- The demo hall -----------------------------------------------------------
+
+
+def test_demo_hall_loads_with_three_floors_six_areas_and_about_forty_windows(
+    demo: HallConfig,
+) -> None:
+    layout = demo.layout
+    assert layout.hall_id == "jiangyang"
+    assert layout.name == "江阳区政务服务中心"
+    assert {area.floor for area in layout.areas.values()} == {1, 2, 3}
+    assert len(layout.areas) == 6
+    for floor in (1, 2, 3):
+        assert sum(area.floor == floor for area in layout.areas.values()) == 2
+    assert 35 <= len(layout.windows) <= 45
+
+
+def test_demo_hall_has_about_sixty_services_and_at_least_two_packages(demo: HallConfig) -> None:
+    assert 55 <= len(demo.layout.services) <= 65
+    assert len(demo.layout.packages) >= 2
+    assert demo.layout.packages["open-business"].services == (
+        "biz-setup",
+        "seal-engraving",
+        "tax-register",
+        "si-enroll",
+    )
+
+
+def test_every_demo_service_is_served_by_a_window(demo: HallConfig) -> None:
+    served = {service for window in demo.layout.windows.values() for service in window.services}
+    assert set(demo.layout.services) - served == set()
+
+
+def test_every_demo_area_has_windows(demo: HallConfig) -> None:
+    used = {window.area for window in demo.layout.windows.values()}
+    assert used == set(demo.layout.areas)
+
+
+def test_demo_has_two_positions_on_one_screen_serving_the_same_services(
+    demo: HallConfig,
+) -> None:
+    on_s12 = [window for window in demo.layout.windows.values() if window.screen_id == "S12"]
+    assert [window.name[:3] for window in on_s12] == ["12A", "12B"]
+    assert on_s12[0].services == on_s12[1].services
+
+
+def test_demo_ticket_text_gives_direction_materials_and_notice_for_every_service(
+    demo: HallConfig,
+) -> None:
+    for service_id in demo.layout.services:
+        text = demo.tickets[service_id]
+        assert text.direction.startswith("请"), service_id
+        assert 1 <= len(text.materials) <= 5, service_id
+        assert text.notice, service_id
+
+
+def test_demo_pause_reasons_have_limits_and_screen_messages(demo: HallConfig) -> None:
+    reasons = demo.layout.pause_reasons
+    labels = {reason.label for reason in reasons.values()}
+    assert labels == {"休息", "就餐", "会议", "业务咨询", "其他"}
+    assert reasons["break"].limit_minutes == 15
+    assert reasons["meal"].limit_minutes == 60
+    assert all(reason.message for reason in reasons.values())
+
+
+def test_demo_housing_fund_closes_earlier_and_exit_entry_opens_on_saturday(
+    demo: HallConfig,
+) -> None:
+    layout = demo.layout
+    assert layout.services["hf-withdraw"].hours.intervals[-1][1] == time(16, 30)
+    assert layout.working_hours.intervals[-1][1] == time(17, 30)
+    saturday = 5
+    assert saturday in layout.services["exit-passport"].hours.weekdays
+    assert saturday not in layout.working_hours.weekdays
+    assert layout.windows["w37"].hours is not None
+    assert saturday in layout.windows["w37"].hours.weekdays
+
+
+def test_demo_quota_limits_second_hand_home_transfers(demo: HallConfig) -> None:
+    assert demo.layout.services["re-transfer"].daily_quota == 80
+
+
+def test_demo_strategies_set_a_default_and_group_area_and_window_assignments(
+    demo: HallConfig,
+) -> None:
+    assert demo.layout.default_strategy.rules[-1].name == "fifo"
+    scopes = {assignment.scope for assignment in demo.strategy_assignments}
+    assert scopes == {"group", "area", "window"}
+    area = next(a for a in demo.strategy_assignments if a.scope == "area")
+    assert area.target == "f2-a"
+    assert area.spec == StrategySpec.of(
+        "transfers_first",
+        ("appointments_due", {"early_minutes": 15}),
+        "priority_groups_first",
+        "fifo",
+    )
+
+
+# --- Defaults and conversions ------------------------------------------------
+
+
+def test_optional_tables_take_their_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert config.timezone == ZoneInfo("Asia/Shanghai")
+    assert config.rollover_hour == 3
+    assert (config.http_host, config.http_port) == ("127.0.0.1", 8080)
+    assert config.database_url is None
+    assert config.strategy_assignments == ()
+    assert config.layout.default_strategy == DEFAULT_STRATEGY
+    assert dict(config.layout.pause_reasons) == dict(DEFAULT_PAUSE_REASONS)
+    assert config.layout.number_width == 3
+
+
+def test_hall_level_settings_are_read(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        '[http]\nhost = "0.0.0.0"\nport = 9000\n'
+        '[database]\nurl = "sqlite:///var/hall.db"\n'
+        "[policy.no_show]\nrequeue_behind = 5\nmax_requeues = 2\n",
+        MINIMAL.replace('name = "测试大厅"', 'name = "测试大厅"\ntimezone = "Asia/Urumqi"'),
+    )
+    assert config.timezone == ZoneInfo("Asia/Urumqi")
+    assert (config.http_host, config.http_port) == ("0.0.0.0", 9000)
+    assert config.database_url == "sqlite:///var/hall.db"
+    assert config.layout.no_show.requeue_behind == 5
+    assert config.layout.no_show.max_requeues == 2
+
+
+def test_weekdays_are_numbered_from_monday_as_one(tmp_path: Path) -> None:
+    config = load(tmp_path, base=MINIMAL.replace("[[areas]]", "weekdays = [1, 6, 7]\n\n[[areas]]"))
+    assert config.layout.working_hours.weekdays == frozenset({0, 5, 6})
+
+
+def test_hall_weekdays_default_to_monday_to_friday(tmp_path: Path) -> None:
+    assert load(tmp_path).layout.working_hours.weekdays == frozenset(range(5))
+
+
+def test_service_without_hours_takes_the_hall_hours(tmp_path: Path) -> None:
+    layout = load(tmp_path).layout
+    assert layout.services["tax-01"].hours == layout.working_hours
+
+
+def test_service_with_only_weekdays_keeps_the_hall_intervals(tmp_path: Path) -> None:
+    base = MINIMAL.replace('prefix = "J"\n', 'prefix = "J"\nweekdays = [1, 2, 3, 4, 5, 6]\n', 1)
+    layout = load(tmp_path, base=base).layout
+    assert layout.services["tax-01"].hours.intervals == layout.working_hours.intervals
+    assert layout.services["tax-01"].hours.weekdays == frozenset(range(6))
+
+
+def test_service_hours_override_the_hall_hours(tmp_path: Path) -> None:
+    base = MINIMAL.replace('prefix = "J"\n', 'prefix = "J"\nhours = ["09:00-16:30"]\n', 1)
+    layout = load(tmp_path, base=base).layout
+    assert layout.services["tax-01"].hours.intervals == ((time(9), time(16, 30)),)
+    assert layout.services["tax-01"].hours.weekdays == layout.working_hours.weekdays
+
+
+def test_window_without_hours_follows_the_hall(tmp_path: Path) -> None:
+    assert load(tmp_path).layout.windows["w01"].hours is None
+
+
+def test_window_services_list_means_weight_one(tmp_path: Path) -> None:
+    assert load(tmp_path).layout.windows["w01"].services == {"tax-01": 1, "tax-02": 1}
+
+
+def test_window_services_table_keeps_weights(tmp_path: Path) -> None:
+    base = MINIMAL.replace('["tax-01", "tax-02"]', '{ tax-01 = 3, "tax-02" = 1 }')
+    assert load(tmp_path, base=base).layout.windows["w01"].services == {"tax-01": 3, "tax-02": 1}
+
+
+def test_two_services_may_share_a_prefix(tmp_path: Path) -> None:
+    services = load(tmp_path).layout.services
+    assert services["tax-01"].prefix == services["tax-02"].prefix == "J"
+
+
+def test_package_prefix_may_equal_a_service_prefix(tmp_path: Path) -> None:
+    extra = package("tax-pack", '["tax-01", "tax-02"]', prefix="J")
+    assert load(tmp_path, extra).layout.prefix_of("tax-pack") == "J"
+
+
+def test_every_service_and_package_has_a_ticket_text(tmp_path: Path) -> None:
+    config = load(tmp_path, package("tax-pack", '["tax-01", "tax-02"]'))
+    assert set(config.tickets) == {"tax-01", "tax-02", "tax-pack"}
+    assert config.tickets["tax-pack"] == TicketText()
+
+
+def test_ticket_text_on_a_service_is_read(tmp_path: Path) -> None:
+    base = MINIMAL.replace(
+        'prefix = "J"\n',
+        'prefix = "J"\ndirection = "请到一楼B区 9-11 号窗口"\n'
+        'materials = ["身份证原件", "营业执照副本"]\nnotice = "可网上办理"\n',
+        1,
+    )
+    assert load(tmp_path, base=base).tickets["tax-01"] == TicketText(
+        "请到一楼B区 9-11 号窗口", ("身份证原件", "营业执照副本"), "可网上办理"
+    )
+
+
+def test_tickets_table_gives_the_text_of_a_service(tmp_path: Path) -> None:
+    text = '[tickets.tax-02]\ndirection = "请到1号窗口"\nmaterials = ["身份证原件"]\n'
+    config = load(tmp_path, text)
+    assert config.tickets["tax-02"] == TicketText("请到1号窗口", ("身份证原件",), "")
+
+
+def test_path_may_be_given_as_a_string(tmp_path: Path) -> None:
+    assert load_hall_config(str(write(tmp_path, MINIMAL))).layout.hall_id == "test-hall"
+
+
+# --- Errors name the file, the key path and the problem ----------------------
+
+
+def test_config_error_is_a_value_error_listing_its_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace('prefix = "J"', 'prefix = "j"', 1))
+    with pytest.raises(ValueError) as caught:
+        load_hall_config(path)
+    assert isinstance(caught.value, ConfigError)
+    assert caught.value.source == str(path)
+    assert caught.value.problems[0].key == "services[0].prefix"
+
+
+def test_bad_prefix_names_the_key(tmp_path: Path) -> None:
+    base = MINIMAL.replace('prefix = "J"\n\n[[windows]]', 'prefix = "J1"\n\n[[windows]]')
+    assert problems(tmp_path, base=base) == ["services[1].prefix: must be 1-2 capital letters"]
+
+
+def test_unknown_service_in_window_names_the_key(tmp_path: Path) -> None:
+    extra = window("w02", "f1-a", "{ tax-99 = 1 }")
+    assert problems(tmp_path, extra) == ["windows[1].services: unknown service 'tax-99'"]
+
+
+def test_unknown_area_in_window_names_the_key(tmp_path: Path) -> None:
+    extra = window("w02", "f9-z", '["tax-01"]')
+    assert problems(tmp_path, extra) == ["windows[1].area: unknown area 'f9-z'"]
+
+
+def test_window_serving_nothing_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('["tax-01", "tax-02"]', "[]")
+    assert problems(tmp_path, base=base) == ["windows[0].services: must list at least 1"]
+
+
+def test_zero_weight_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('["tax-01", "tax-02"]', "{ tax-01 = 0 }")
+    assert problems(tmp_path, base=base) == [
+        "windows[0].services.tax-01: input should be greater than or equal to 1"
+    ]
+
+
+def test_service_listed_twice_in_a_window_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('["tax-01", "tax-02"]', '["tax-01", "tax-01"]')
+    assert problems(tmp_path, base=base) == ["windows[0].services: service 'tax-01' listed twice"]
+
+
+def test_unknown_service_in_package_names_the_key(tmp_path: Path) -> None:
+    extra = package("pack", '["tax-01", "tax-77"]')
+    assert problems(tmp_path, extra) == ["packages[0].services: unknown service 'tax-77'"]
+
+
+def test_package_of_one_service_is_reported(tmp_path: Path) -> None:
+    extra = package("pack", '["tax-01"]')
+    assert problems(tmp_path, extra) == ["packages[0].services: must list at least 2"]
+
+
+def test_package_id_taken_by_a_service_is_reported(tmp_path: Path) -> None:
+    extra = package("tax-01", '["tax-01", "tax-02"]')
+    assert problems(tmp_path, extra) == ["packages[0].id: 'tax-01' is already a service id"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '[[areas]]\nid = "f1-a"\nname = "重复"\nfloor = 2\n',
+            "areas[1].id: duplicate id 'f1-a' (first at areas[0])",
+        ),
+        (
+            '[[services]]\nid = "tax-02"\nname = "重复"\ncategory = "税务服务"\nprefix = "K"\n',
+            "services[2].id: duplicate id 'tax-02' (first at services[1])",
+        ),
+        (
+            window("w01", "f1-a", '["tax-01"]'),
+            "windows[1].id: duplicate id 'w01' (first at windows[0])",
+        ),
+        (
+            package("p", '["tax-01", "tax-02"]') * 2,
+            "packages[1].id: duplicate id 'p' (first at packages[0])",
+        ),
+        (
+            '[[pause_reasons]]\ncode = "break"\nlabel = "休息"\nlimit_minutes = 15\nmessage = "a"\n'
+            * 2,
+            "pause_reasons[1].code: duplicate code 'break' (first at pause_reasons[0])",
+        ),
+    ],
+    ids=["areas", "services", "windows", "packages", "pause_reasons"],
+)
+def test_duplicate_ids_are_reported_per_table(tmp_path: Path, extra: str, expected: str) -> None:
+    assert problems(tmp_path, extra) == [expected]
+
+
+def test_typo_key_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('prefix = "J"', 'prefix = "J"\navg_servce_minutes = 10', 1)
+    assert problems(tmp_path, base=base) == [
+        "services[0].avg_servce_minutes: unknown key; did you mean 'avg_service_minutes'?"
+    ]
+
+
+def test_unknown_table_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[htp]\nport = 80\n") == ["htp: unknown key; did you mean 'http'?"]
+
+
+def test_missing_required_key_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('category = "税务服务"\n', "", 1)
+    assert problems(tmp_path, base=base) == ["services[0].category: required key is missing"]
+
+
+def test_string_where_a_number_belongs_is_reported_not_converted(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[http]\nport = "8080"\n') == [
+        "http.port: input should be a valid integer"
+    ]
+
+
+def test_bad_id_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('id = "w01"', 'id = "1号窗口"')
+    assert problems(tmp_path, base=base) == [
+        "windows[0].id: must be 1-64 letters, digits, '-' or '_', starting with a letter/digit"
+    ]
+
+
+def test_malformed_interval_names_the_item(tmp_path: Path) -> None:
+    base = MINIMAL.replace('"13:30-17:30"', '"13:30~17:30"')
+    assert problems(tmp_path, base=base) == [
+        "hall.working_hours[1]: '13:30~17:30' is not an interval like '09:00-12:00'"
+    ]
+
+
+def test_overlapping_intervals_are_reported(tmp_path: Path) -> None:
+    hours = 'hours = ["09:00-12:00", "11:00-14:00"]\n'
+    base = MINIMAL.replace('prefix = "J"\n', f'prefix = "J"\n{hours}', 1)
+    assert problems(tmp_path, base=base) == ["services[0].hours: intervals overlap"]
+
+
+def test_interval_ending_before_it_starts_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('"13:30-17:30"', '"17:30-13:30"')
+    assert problems(tmp_path, base=base) == [
+        "hall.working_hours: interval 17:30-13:30 ends before it starts"
+    ]
+
+
+@pytest.mark.parametrize("day", [0, 8])
+def test_weekday_outside_one_to_seven_is_reported(tmp_path: Path, day: int) -> None:
+    base = MINIMAL.replace("[[areas]]", f"weekdays = [1, {day}]\n\n[[areas]]")
+    assert problems(tmp_path, base=base) == [
+        "hall.weekdays[1]: weekdays are numbered 1 (Monday) to 7 (Sunday)"
+    ]
+
+
+def test_unknown_time_zone_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('name = "测试大厅"', 'name = "测试大厅"\ntimezone = "Asia/Shangai"')
+    assert problems(tmp_path, base=base) == ["hall.timezone: invalid timezone: Asia/Shangai"]
+
+
+def test_unknown_strategy_rule_names_the_key(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, '[strategies]\ndefault = ["transfers_first", "fifoo"]\n')
+    assert line.startswith("strategies.default: unknown rule 'fifoo'; known rules: ")
+
+
+def test_bad_strategy_parameter_names_the_key(tmp_path: Path) -> None:
+    assign = (
+        '[[strategies.assign]]\nscope = "window"\ntarget = "w01"\n'
+        'rules = [{ rule = "appointments_due", early = 15 }]\n'
+    )
+    assert problems(tmp_path, assign) == [
+        "strategies.assign[0].rules: rule 'appointments_due' takes no parameter 'early'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("area", "unknown area 'nowhere'"),
+        ("window", "unknown window 'nowhere'"),
+        ("group", "no window is in group 'nowhere'"),
+    ],
+)
+def test_strategy_for_an_unknown_target_is_reported(
+    tmp_path: Path, scope: str, expected: str
+) -> None:
+    assign = f'[[strategies.assign]]\nscope = "{scope}"\ntarget = "nowhere"\nrules = ["fifo"]\n'
+    assert problems(tmp_path, assign) == [f"strategies.assign[0].target: {expected}"]
+
+
+def test_strategy_for_a_window_group_is_accepted(tmp_path: Path) -> None:
+    base = MINIMAL.replace('area = "f1-a"\n', 'area = "f1-a"\ngroups = ["tax"]\n')
+    assign = '[[strategies.assign]]\nscope = "group"\ntarget = "tax"\nrules = ["weighted"]\n'
+    [assignment] = load(tmp_path, assign, base).strategy_assignments
+    assert (assignment.scope, assignment.target) == ("group", "tax")
+    assert assignment.spec == StrategySpec.of("weighted")
+
+
+def test_strategy_assigned_twice_to_one_target_is_reported(tmp_path: Path) -> None:
+    assign = '[[strategies.assign]]\nscope = "window"\ntarget = "w01"\nrules = ["fifo"]\n'
+    assert problems(tmp_path, assign * 2) == [
+        "strategies.assign[1].target: window 'w01' already has a strategy (strategies.assign[0])"
+    ]
+
+
+def test_unknown_strategy_scope_is_reported(tmp_path: Path) -> None:
+    assign = '[[strategies.assign]]\nscope = "floor"\ntarget = "1"\nrules = ["fifo"]\n'
+    assert problems(tmp_path, assign) == [
+        "strategies.assign[0].scope: input should be 'group', 'area' or 'window'"
+    ]
+
+
+def test_ticket_text_for_an_unknown_service_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[tickets.tax-99]\nnotice = "x"\n') == [
+        "tickets.tax-99: unknown service or package 'tax-99'"
+    ]
+
+
+def test_ticket_text_given_twice_is_reported(tmp_path: Path) -> None:
+    base = MINIMAL.replace('prefix = "J"\n', 'prefix = "J"\nnotice = "a"\n', 1)
+    assert problems(tmp_path, '[tickets.tax-01]\nnotice = "b"\n', base) == [
+        "tickets.tax-01: ticket text already given in services[0]"
+    ]
+
+
+def test_keys_that_toml_would_quote_are_quoted(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[tickets."税务"]\nnotice = "x"\n') == [
+        "tickets.\"税务\": must be 1-64 letters, digits, '-' or '_', starting with a letter/digit"
+    ]
+
+
+def test_every_problem_is_reported_one_per_line(tmp_path: Path) -> None:
+    extra = window("w02", "f9-z", '["tax-99"]')
+    assert problems(tmp_path, extra) == [
+        "windows[1].area: unknown area 'f9-z'",
+        "windows[1].services: unknown service 'tax-99'",
+    ]
+
+
+def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[hall]\nid = "x"\nname = 江阳\n')
+    with pytest.raises(ConfigError) as caught:
+        load_hall_config(path)
+    assert str(caught.value).startswith(f"{path}: line 3, column 8: TOML syntax: ")
+
+
+def test_missing_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError, match=r"absent\.toml: cannot read"):
+        load_hall_config(path)
+
+
+def test_empty_pause_reasons_are_reported(tmp_path: Path) -> None:
+    base = "pause_reasons = []\n" + MINIMAL
+    assert problems(tmp_path, base=base) == ["pause_reasons: must list at least 1"]
+
+
+def test_layout_error_from_the_engine_becomes_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader checks everything the engine does first; should the engine
+    ever check more, its verdict still comes out as a ConfigError."""
+
+    def refuse(*_args: object, **_kwargs: object) -> Layout:
+        raise LayoutError("window 'w01' serves no service")
+
+    monkeypatch.setattr(hall.config, "Layout", refuse)
+    assert problems(tmp_path) == ["window 'w01' serves no service"]
