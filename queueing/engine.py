@@ -88,6 +88,7 @@ class Engine:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.day: date | None = None
+        self._day_text = ""
         self._tickets: dict[str, Ticket] = {}
         self._numbers: dict[str, int] = {}
         self._issued: dict[str, int] = dict.fromkeys(layout.services, 0)
@@ -176,7 +177,7 @@ class Engine:
         appointment_slot: datetime | None = None,
     ) -> list[Event]:
         """Take a ticket for a service or a package (Q2, Q4)."""
-        day = self._require_day()
+        self._require_day()
         services = self.layout.services_of(requested)
         if services is None:
             raise Rejected(Reason.UNKNOWN_SERVICE, f"no service or package {requested!r}")
@@ -192,7 +193,7 @@ class Engine:
         ordinal = self._ordinal + 1
         issued = TicketIssued(
             now,
-            ticket_id=f"{day:%Y%m%d}-{number}",
+            ticket_id=f"{self._day_text}-{number}",
             number=number,
             prefix=prefix,
             requested=requested,
@@ -565,7 +566,7 @@ class Engine:
             raise Rejected(Reason.OUTSIDE_HOURS, f"{service.name} is outside its opening hours")
         if service.daily_quota is not None and self._issued[service_id] >= service.daily_quota:
             raise Rejected(Reason.QUOTA_EXHAUSTED, f"{service.name}: today's quota is used up")
-        if not self.open_windows(service_id):
+        if not any(w.is_open for w in self._serving_windows.get(service_id, ())):
             raise Rejected(Reason.NO_OPEN_WINDOW, f"no open window serves {service.name}")
 
     def _callable_by(self, window: WindowRuntime, ticket: Ticket) -> bool:
@@ -752,6 +753,7 @@ class Engine:
 
     def _on_day_started(self, event: DayStarted) -> None:
         self.day = event.day
+        self._day_text = f"{event.day:%Y%m%d}"
         self._tickets.clear()
         self._numbers.clear()
         self._issued = dict.fromkeys(self.layout.services, 0)

@@ -49,7 +49,10 @@ class Hours:
         return None
 
     def is_open(self, now: datetime) -> bool:
-        return self.period_start(now) is not None
+        if now.weekday() not in self.weekdays:
+            return False
+        moment = now.time()
+        return any(start <= moment < end for start, end in self.intervals)
 
 
 ALWAYS = Hours(((time(0, 0), time(23, 59, 59, 999999)),), frozenset(range(7)))

@@ -68,8 +68,11 @@ def rule(cls: type[Rule]) -> type[Rule]:
 
 
 def _earliest(entries: Iterable[Entry | None]) -> Entry | None:
-    present = [entry for entry in entries if entry is not None]
-    return min(present) if present else None
+    best: Entry | None = None
+    for entry in entries:
+        if entry is not None and (best is None or entry < best):
+            best = entry
+    return best
 
 
 def _all_heads(view: CallView) -> Iterable[Entry | None]:

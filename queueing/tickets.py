@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Source(StrEnum):
@@ -36,9 +37,9 @@ class Status(StrEnum):
 _FINAL = frozenset({Status.FINISHED, Status.ABANDONED, Status.CANCELLED, Status.EXPIRED})
 
 
-@dataclass(frozen=True, slots=True)
-class TimeNode:
-    """One stamped moment of a ticket (取号, 叫号, 受理, 办结...)."""
+class TimeNode(NamedTuple):
+    """One stamped moment of a ticket (取号, 叫号, 受理, 办结...); a tuple,
+    since every transition of every ticket makes one."""
 
     kind: str
     at: datetime
