@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from queueing import (
     Area,
@@ -20,6 +22,8 @@ from queueing import (
     NoShowPolicy,
     Package,
     PauseReason,
+    Reason,
+    Rejected,
     Service,
     Source,
     Window,
@@ -115,3 +119,22 @@ class Hall:
 
     def number(self, ticket_id: str) -> str:
         return self.engine.ticket(ticket_id).number
+
+
+E = TypeVar("E", bound=Event)
+
+
+def refused(hall: Hall, operation: str, *args: Any, **kwargs: Any) -> Reason:
+    """The reason an operation is refused, after checking it changed nothing."""
+    before = hall.engine.snapshot()
+    with pytest.raises(Rejected) as caught:
+        hall.do(operation, *args, **kwargs)
+    assert hall.engine.snapshot() == before
+    return caught.value.reason
+
+
+def only(events: list[Event], cls: type[E]) -> E:
+    """The one event of this type among ``events``."""
+    found = [event for event in events if isinstance(event, cls)]
+    assert len(found) == 1, [event.type for event in events]
+    return found[0]

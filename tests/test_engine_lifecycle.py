@@ -1,10 +1,8 @@
 """A ticket's life: called, served, recalled, skipped, transferred, held, cancelled."""
 
-from typing import Any, TypeVar
 
-import pytest
 
-from queueing import Reason, Rejected, Status, TimeNode, WindowState
+from queueing import Reason, Status, TimeNode, WindowState
 from queueing.events import (
     Event,
     TicketAbandoned,
@@ -17,18 +15,7 @@ from queueing.events import (
     TicketTransferred,
     WindowStateChanged,
 )
-from tests.engine_kit import Hall
-
-E = TypeVar("E", bound=Event)
-
-
-def refused(hall: Hall, operation: str, *args: Any, **kwargs: Any) -> Reason:
-    """Run an operation that must be refused; check it changed nothing."""
-    before = hall.engine.snapshot()
-    with pytest.raises(Rejected) as caught:
-        hall.do(operation, *args, **kwargs)
-    assert hall.engine.snapshot() == before
-    return caught.value.reason
+from tests.engine_kit import Hall, only, refused
 
 
 def types(events: list[Event]) -> list[str]:
@@ -41,13 +28,6 @@ def queue(hall: Hall, window_id: str) -> list[str]:
 
 def status(hall: Hall, ticket_id: str) -> Status:
     return hall.engine.ticket(ticket_id).status
-
-
-def only(events: list[Event], cls: type[E]) -> E:
-    found = [event for event in events if isinstance(event, cls)]
-    assert len(found) == 1, types(events)
-    return found[0]
-
 
 # ------------------------------------------------------------------ the path
 

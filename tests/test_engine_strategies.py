@@ -2,34 +2,15 @@
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from queueing import Layout, Reason, Rejected, Source, StrategySpec
-from queueing.events import Event, StrategyChanged, TicketCalled
-from tests.engine_kit import Hall, small_layout
-
-E = TypeVar("E", bound=Event)
+from queueing import Layout, Reason, Source, StrategySpec
+from queueing.events import StrategyChanged, TicketCalled
+from tests.engine_kit import Hall, only, refused, small_layout
 
 FIFO = StrategySpec.of("fifo")
-
-
-def refused(hall: Hall, operation: str, *args: Any, **kwargs: Any) -> Reason:
-    """Run an operation that must be refused; check it changed nothing."""
-    before = hall.engine.snapshot()
-    with pytest.raises(Rejected) as caught:
-        hall.do(operation, *args, **kwargs)
-    assert hall.engine.snapshot() == before
-    return caught.value.reason
-
-
-def only(events: list[Event], cls: type[E]) -> E:
-    found = [event for event in events if isinstance(event, cls)]
-    assert len(found) == 1, [event.type for event in events]
-    return found[0]
-
-
 def w1_serving(services: dict[str, int]) -> Layout:
     """The test hall with W1 taking ``services`` at these weights."""
     windows = dict(small_layout().windows)

@@ -14,19 +14,9 @@ from queueing.events import (
     TicketIssued,
     WindowLoggedOut,
 )
-from tests.engine_kit import OPENING, Hall, small_layout
+from tests.engine_kit import OPENING, Hall, refused, small_layout
 
 NEXT_DAY = date(2026, 11, 25)
-
-
-def refused(hall: Hall, operation: str, *args: Any, **kwargs: Any) -> Reason:
-    """Run an operation that must be refused; check it changed nothing."""
-    before = hall.engine.snapshot()
-    with pytest.raises(Rejected) as caught:
-        hall.do(operation, *args, **kwargs)
-    assert hall.engine.snapshot() == before
-    return caught.value.reason
-
 
 def numbers(hall: Hall, ticket_ids: list[str]) -> list[str]:
     return [hall.number(ticket_id) for ticket_id in ticket_ids]

@@ -2,11 +2,11 @@
 
 from dataclasses import replace
 from datetime import datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from queueing import Anomaly, Hours, Reason, Rejected, Source, Status, WindowState
+from queueing import Anomaly, Hours, Reason, Source, Status, WindowState
 from queueing.events import (
     AnomalyEnded,
     AnomalyStarted,
@@ -15,28 +15,9 @@ from queueing.events import (
     WindowServicesChanged,
     WindowStateChanged,
 )
-from tests.engine_kit import OPENING, Hall, small_layout
-
-E = TypeVar("E", bound=Event)
+from tests.engine_kit import OPENING, Hall, only, refused, small_layout
 
 ALL_WINDOWS = ("W1", "W2", "W3", "W4", "W5A", "W5B")
-
-
-def refused(hall: Hall, operation: str, *args: Any, **kwargs: Any) -> Reason:
-    """Run an operation that must be refused; check it changed nothing."""
-    before = hall.engine.snapshot()
-    with pytest.raises(Rejected) as caught:
-        hall.do(operation, *args, **kwargs)
-    assert hall.engine.snapshot() == before
-    return caught.value.reason
-
-
-def only(events: list[Event], cls: type[E]) -> E:
-    found = [event for event in events if isinstance(event, cls)]
-    assert len(found) == 1, [event.type for event in events]
-    return found[0]
-
-
 def changes(events: list[Event]) -> list[WindowStateChanged]:
     return [event for event in events if isinstance(event, WindowStateChanged)]
 
