@@ -40,7 +40,7 @@ from queueing.events import (
     WindowServicesChanged,
     WindowStateChanged,
 )
-from queueing.lanes import ServiceQueue
+from queueing.lanes import Entry, Lane, ServiceQueue
 from queueing.layout import Layout
 from queueing.strategies import Strategy, build_strategy
 from queueing.tickets import Source, Status, Ticket
@@ -123,30 +123,28 @@ class HallState:
             return WindowState.PAUSED
         return WindowState.IDLE
 
+    def _lanes_of(self, ticket: Ticket) -> list[tuple[Lane, Entry]]:
+        """Where a waiting ticket sits: its named window's lane, or its
+        service's queue plus the index its source puts it in."""
+        if ticket.target_window is not None:
+            return [(self._windows[ticket.target_window].own, ticket.entry)]
+        queue = self._queues[ticket.service]
+        if ticket.source is Source.PRIORITY:
+            return [(queue.main, ticket.entry), (queue.priority, ticket.entry)]
+        if ticket.source is Source.APPOINTMENT:
+            return [(queue.main, ticket.entry), (queue.appointments, ticket.slot_entry)]
+        return [(queue.main, ticket.entry)]
+
     def _enqueue(self, ticket: Ticket, at: datetime) -> None:
         ticket.status = Status.WAITING
         ticket.window = None
         ticket.enqueued_at = at
-        if ticket.target_window is not None:
-            self._windows[ticket.target_window].own.add(ticket.entry)
-            return
-        queue = self._queues[ticket.service]
-        queue.main.add(ticket.entry)
-        if ticket.source is Source.PRIORITY:
-            queue.priority.add(ticket.entry)
-        elif ticket.source is Source.APPOINTMENT:
-            queue.appointments.add(ticket.slot_entry)
+        for lane, entry in self._lanes_of(ticket):
+            lane.add(entry)
 
     def _dequeue(self, ticket: Ticket) -> None:
-        if ticket.target_window is not None:
-            self._windows[ticket.target_window].own.remove(ticket.entry)
-            return
-        queue = self._queues[ticket.service]
-        queue.main.remove(ticket.entry)
-        if ticket.source is Source.PRIORITY:
-            queue.priority.remove(ticket.entry)
-        elif ticket.source is Source.APPOINTMENT:
-            queue.appointments.remove(ticket.slot_entry)
+        for lane, entry in self._lanes_of(ticket):
+            lane.remove(entry)
 
     def _leave_window(self, ticket: Ticket) -> None:
         """Detach a ticket from the window that has it in hand or holds it."""
