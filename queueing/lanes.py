@@ -24,19 +24,24 @@ before two keys touch); the result stays below 2**53 for JSON clients."""
 
 
 class Lane:
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_size")
 
     def __init__(self) -> None:
         self._entries: SortedList[Entry] = SortedList()
+        self._size = 0
+        """Kept here because strategies ask most lanes, usually empty ones,
+        for their head on every call; an attribute beats ``len()`` there."""
 
     def add(self, entry: Entry) -> None:
         self._entries.add(entry)
+        self._size += 1
 
     def remove(self, entry: Entry) -> None:
         self._entries.remove(entry)
+        self._size -= 1
 
     def head(self) -> Entry | None:
-        return self._entries[0] if self._entries else None
+        return self._entries[0] if self._size else None
 
     def at(self, index: int) -> Entry:
         return self._entries[index]
@@ -45,7 +50,7 @@ class Lane:
         return self._entries.bisect_left(entry)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._size
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries)
