@@ -1,0 +1,98 @@
+"""Real PostgreSQL for the tests, never a mock.
+
+The server is the one named by ``HALL_TEST_DATABASE_URL``, else the machine's
+local server when one answers on 127.0.0.1:5432, else an embedded one from
+pgserver. The run makes a template database with every migration applied,
+gives each test that asks for ``db_url`` a fresh copy of it, and drops them
+all at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from hall.migrate import migrate
+from hall.pg import start_embedded
+
+LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def answers(url: str) -> bool:
+    async def probe() -> None:
+        connection = await asyncpg.connect(url, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+async def _admin(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("HALL_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+    elif answers(LOCAL):
+        yield LOCAL
+    else:
+        embedded = start_embedded(Path(tmp_path_factory.mktemp("pg")) / "data")
+        try:
+            yield embedded.url
+        finally:
+            embedded.close()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_admin_url: str) -> Iterator[str]:
+    name = f"smarthall_template_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(postgres_admin_url, f'CREATE DATABASE "{name}"'))
+
+    async def apply() -> None:
+        connection = await asyncpg.connect(with_database(postgres_admin_url, name))
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+
+    asyncio.run(apply())
+    try:
+        yield name
+    finally:
+        asyncio.run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def db_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"smarthall_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(
+        _admin(postgres_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    )
+    try:
+        yield with_database(postgres_admin_url, name)
+    finally:
+        asyncio.run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
