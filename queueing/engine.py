@@ -105,8 +105,20 @@ class Engine(HallState):
         events += [
             AnomalyEnded(now, w.id, kind) for w in self._windows.values() for kind in w.anomalies
         ]
-        events.append(DayStarted(now, day))
+        events.append(self._checkpoint(day, now))
         return self._commit(events, self._windows.values())
+
+    def _checkpoint(self, day: date, now: datetime) -> DayStarted:
+        windows = self._windows.values()
+        return DayStarted(
+            now,
+            day,
+            ordinal=self._ordinal,
+            closed=tuple(w.id for w in windows if w.closed),
+            window_services=tuple((w.id, tuple(w.services.items())) for w in windows),
+            strategies=tuple((w.id, w.strategy.spec) for w in windows),
+            service_seconds=tuple(self._service_seconds.items()),
+        )
 
     # -------------------------------------------------------------- tickets
 

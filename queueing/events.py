@@ -41,9 +41,20 @@ def event(name: str) -> Callable[[E], E]:
 @dataclass(frozen=True, slots=True)
 class DayStarted(Event):
     """Numbering and quotas restart; the previous day's open tickets have
-    already expired by the events before this one."""
+    already expired by the events before this one.
+
+    It is also a checkpoint: it carries everything that outlives a day
+    (closed windows, the services and strategy of each window, the learned
+    service times, the issue ordinal), so the day's events from here on
+    rebuild the whole hall without the days before.
+    """
 
     day: date
+    ordinal: int = 0
+    closed: tuple[str, ...] = ()
+    window_services: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+    strategies: tuple[tuple[str, StrategySpec], ...] = ()
+    service_seconds: tuple[tuple[str, float], ...] = ()
 
 
 @event("ticket.issued")

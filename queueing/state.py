@@ -42,7 +42,7 @@ from queueing.events import (
 )
 from queueing.lanes import Entry, Lane, ServiceQueue
 from queueing.layout import Layout
-from queueing.strategies import Strategy, build_strategy
+from queueing.strategies import Strategy, StrategySpec, build_strategy
 from queueing.tickets import Source, Status, Ticket
 from queueing.windows import Anomaly, Pause, WindowRuntime, WindowState
 
@@ -176,6 +176,31 @@ class HallState:
         for window in self._windows.values():
             window.logged_in_today = False
             window.logged_out_at = None
+        self._restore_checkpoint(event)
+
+    def _restore_checkpoint(self, event: DayStarted) -> None:
+        """Take over what outlives a day. The layout has the last word: a
+        window or service removed from the configuration since is ignored."""
+        self._ordinal = max(self._ordinal, event.ordinal)
+        services = self.layout.services
+        for service_id, seconds in event.service_seconds:
+            if service_id in services:
+                self._service_seconds[service_id] = seconds
+        closed = set(event.closed)
+        built: dict[StrategySpec, Strategy] = {}
+        strategies = dict(event.strategies)
+        serving = dict(event.window_services)
+        for window in self._windows.values():
+            window.closed = window.id in closed
+            if window.id in strategies:
+                spec = strategies[window.id]
+                if spec not in built:
+                    built[spec] = build_strategy(spec)
+                window.strategy = built[spec]
+            kept = {s: w for s, w in serving.get(window.id, ()) if s in services}
+            if kept:
+                window.services = kept
+        self._index_services()
 
     def _on_issued(self, event: TicketIssued) -> None:
         prefix = event.prefix

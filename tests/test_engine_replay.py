@@ -85,6 +85,26 @@ def test_replaying_the_log_from_empty_rebuilds_the_same_state() -> None:
     assert replayed.snapshot() == hall.engine.snapshot()
 
 
+def test_the_days_events_from_its_start_rebuild_what_outlives_the_day() -> None:
+    hall = Hall(logged_in=("W1", "W2"))
+    hall.do("close_window", "W4")
+    hall.do("set_window_services", "W3", {"tax": 3, "fund": 1})
+    hall.do("set_strategy", StrategySpec.of("weighted"), scope="window", target="W2")
+    hall.take("biz")
+    hall.call("W1")
+    hall.clock.tick(25)
+    hall.do("finish", "W1")
+    hall.clock.now += timedelta(days=1)
+    hall.do("start_day", hall.clock.now.date())
+    hall.do("login", "W1", "staff-W1")
+    hall.take("tax")
+    day_start = max(i for i, item in enumerate(hall.log) if item.type == "day.started")
+    restored = Engine.replay(hall.layout, round_trip(hall.log[day_start:]))
+    assert restored.snapshot() == hall.engine.snapshot()
+    assert restored.window("W4").closed
+    assert restored.average_service_minutes("biz") > 10.0
+
+
 def test_replaying_half_a_day_and_going_on_gives_the_same_answers() -> None:
     hall = Hall(logged_in=("W1", "W2"))
     for _ in range(6):

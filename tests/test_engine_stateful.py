@@ -30,7 +30,7 @@ from queueing import (
     event_from_dict,
     event_to_dict,
 )
-from queueing.events import TicketCalled, WindowStateChanged
+from queueing.events import DayStarted, TicketCalled, WindowStateChanged
 from queueing.windows import WindowRuntime
 from tests.engine_kit import OPENING, small_layout
 
@@ -326,8 +326,11 @@ class HallMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         encoded = json.dumps([event_to_dict(item) for item in self.log], ensure_ascii=False)
-        replayed = Engine.replay(LAYOUT, [event_from_dict(d) for d in json.loads(encoded)])
-        assert replayed.snapshot() == self.engine.snapshot()
+        decoded = [event_from_dict(d) for d in json.loads(encoded)]
+        assert Engine.replay(LAYOUT, decoded).snapshot() == self.engine.snapshot()
+        last_day = max(i for i, item in enumerate(decoded) if isinstance(item, DayStarted))
+        from_checkpoint = Engine.replay(LAYOUT, decoded[last_day:])
+        assert from_checkpoint.snapshot() == self.engine.snapshot()
 
 
 HallMachine.TestCase.settings = settings(
