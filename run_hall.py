@@ -19,6 +19,7 @@ import signal
 import sys
 from datetime import datetime, timedelta
 
+import asyncpg
 from aiohttp import web
 
 from hall.bus import EventBus
@@ -26,6 +27,8 @@ from hall.clock import Clock, SimulatedClock, WallClock
 from hall.config import ConfigError, HallConfig, load_hall_config
 from hall.demo import DemoActivity
 from hall.http import build_app
+from hall.migrate import migrate
+from hall.pg import Database, ensure_database, open_database
 from hall.runtime import HallRuntime
 
 log = logging.getLogger("smarthall")
@@ -57,12 +60,42 @@ def demo_start(config: HallConfig) -> datetime:
     return day.replace(hour=first.hour, minute=first.minute, second=0, microsecond=0)
 
 
+async def open_storage(config: HallConfig, demo: bool) -> tuple[Database, asyncpg.Pool]:
+    """Connect (or start the embedded server), migrate, and hand out a pool."""
+    database = open_database(config.database_url)
+    url = database.url
+    if database.embedded is not None:
+        name = "smarthall_demo" if demo else "smarthall"
+        url = await ensure_database(database.url, name, fresh=demo)
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=10)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+    return database, pool
+
+
 async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     clock: Clock = (
         SimulatedClock(demo_start(config), args.speed) if args.demo else WallClock(config.timezone)
     )
-    runtime = HallRuntime(config, clock, EventBus())
-    runtime.open_day()
+    try:
+        database, pool = await open_storage(config, args.demo)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"error: cannot open the hall's database: {exc}", file=sys.stderr)
+        return 2
+    runtime = HallRuntime(config, clock, EventBus(), pool)
+    try:
+        await runtime.start()
+        code = await listen(config, args, runtime)
+    finally:
+        await runtime.stop()
+        await pool.close()
+        database.close()
+    if code == 0:
+        print("SmartHall: stopped", flush=True)
+    return code
+
+
+async def listen(config: HallConfig, args: argparse.Namespace, runtime: HallRuntime) -> int:
     host = args.host or config.http_host
     port = args.port or int(os.environ.get("HALL_PORT", config.http_port))
     runner = web.AppRunner(build_app(runtime), access_log=None)
@@ -82,13 +115,14 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     if args.demo:
         background.append(asyncio.create_task(DemoActivity(runtime).run()))
     base = f"http://{host}:{port}"
-    print(f"SmartHall: {config.layout.name} ({len(config.layout.windows)} windows, "
-          f"{len(config.layout.services)} services) is running", flush=True)
+    layout = config.layout
+    print(f"SmartHall: {layout.name} ({len(layout.windows)} windows, "
+          f"{len(layout.services)} services) is running", flush=True)
     if args.demo:
         print(f"  demo: simulated citizens and clerks, hall clock from "
-              f"{clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x", flush=True)
-    print(f"  hall now:  {base}/api/v1/hall\n  health:    {base}/healthz\n"
-          "  Ctrl-C stops", flush=True)
+              f"{runtime.clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x", flush=True)
+    print(f"  hall now:  {base}/api/v1/hall\n  API:       {base}/api/v1/openapi.json\n"
+          f"  health:    {base}/healthz\n  Ctrl-C stops", flush=True)
     await stop.wait()
     print("SmartHall: stopping", flush=True)
     for task in background:
@@ -97,7 +131,6 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await runner.cleanup()
-    print("SmartHall: stopped", flush=True)
     return 0
 
 
@@ -106,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         config = load_hall_config(args.config)
     except ConfigError as exc:

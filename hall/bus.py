@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from queueing import Event
+from hall.eventstore import StoredEvent
 
-Subscriber = Callable[[Sequence[Event]], None]
+Subscriber = Callable[[Sequence[StoredEvent]], None]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class EventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def publish(self, events: Sequence[StoredEvent]) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(events)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from functools import partial
+from typing import Any
 
-from hall.runtime import HallRuntime, Operation
+from hall.committer import CommitFailed
+from hall.runtime import HallRuntime, Unavailable
 from queueing import Rejected, Source
 
 log = logging.getLogger(__name__)
@@ -28,43 +29,44 @@ class DemoActivity:
         self.arrivals_per_hour = arrivals_per_hour
 
     async def run(self) -> None:
-        engine = self.runtime.engine
-        for number, window_id in enumerate(engine.layout.windows, start=1):
-            staff = f"staff-{number:03d}"
-            self._try(partial(engine.login, window_id, staff))
+        layout = self.runtime.config.layout
+        for number, window_id in enumerate(layout.windows, start=1):
+            if self.runtime.engine.window(window_id).staff is None:
+                await self._try("login", window_id, f"staff-{number:03d}")
         async with asyncio.TaskGroup() as group:
             group.create_task(self._citizens())
-            for window_id in engine.layout.windows:
+            for window_id in layout.windows:
                 group.create_task(self._clerk(window_id))
 
     async def _citizens(self) -> None:
-        engine = self.runtime.engine
-        services = list(engine.layout.services.values())
+        services = list(self.runtime.config.layout.services.values())
         while True:
             gap = self.rng.expovariate(self.arrivals_per_hour / 3600.0)
             await asyncio.sleep(self.runtime.clock.seconds(gap))
             service = self.rng.choice(services)
             source = self.rng.choice(SOURCES)
-            self._try(partial(engine.issue, service.id, source))
+            await self._try("issue", service.id, source)
 
     async def _clerk(self, window_id: str) -> None:
-        engine = self.runtime.engine
         clock = self.runtime.clock
         while True:
-            if not self._try(partial(engine.call_next, window_id)):
+            if self.runtime.engine.current_ticket(window_id) is not None:
+                await self._try("finish", window_id)
+            if not await self._try("call_next", window_id):
                 await asyncio.sleep(clock.seconds(60))
                 continue
             await asyncio.sleep(clock.seconds(self.rng.uniform(20, 90)))
-            self._try(partial(engine.start, window_id))
+            await self._try("start", window_id)
+            engine = self.runtime.engine
             ticket = engine.current_ticket(window_id)
             minutes = engine.average_service_minutes(ticket.service) if ticket else 5.0
             await asyncio.sleep(clock.seconds(self.rng.uniform(0.5, 1.5) * minutes * 60))
-            self._try(partial(engine.finish, window_id))
+            await self._try("finish", window_id)
 
-    def _try(self, operation: Operation) -> bool:
+    async def _try(self, operation: str, *args: Any) -> bool:
         try:
-            self.runtime.apply(operation)
-        except Rejected as refused:
+            await self.runtime.execute(operation, *args)
+        except (Rejected, Unavailable, CommitFailed) as refused:
             log.debug("demo: %s", refused)
             return False
         return True

@@ -15,6 +15,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +52,19 @@ def open_database(configured: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> 
     if url:
         return Database(url)
     return start_embedded(data_dir)
+
+
+async def ensure_database(admin_url: str, name: str, *, fresh: bool = False) -> str:
+    """The URL of database ``name`` on the server of ``admin_url``, created
+    when missing; ``fresh`` drops it first (the throwaway demo hall)."""
+    connection = await asyncpg.connect(admin_url)
+    try:
+        if fresh:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))

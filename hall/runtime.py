@@ -1,63 +1,132 @@
-"""One hall at run time: its engine, its clock, and the bus its events go to.
+"""One hall at run time: its engine, its clock, its storage and its bus.
 
-Every change to the hall goes through ``apply``, which hands the engine the
-hall's current time and publishes what happened; the only timer is the one
-that lets the clock itself raise attendance anomalies and roll the day over.
+Every change goes through ``execute``: the engine decides at the hall's
+current time, the events are numbered and committed (shared with whatever
+else is committing, see ``committer``), published, and only then returned to
+the caller. At start the hall is rebuilt from the day's stored events. If a
+commit fails, the hall stops taking changes (``Unavailable``) until it has
+rebuilt itself from the database, so memory never runs ahead of what is
+durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import datetime
-from functools import partial
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
 
 from hall.bus import EventBus
 from hall.clock import Clock
+from hall.committer import GroupCommitter
 from hall.config import HallConfig, StrategyAssignment
+from hall.eventstore import EventStore, StoredEvent
 from queueing import Engine, Event
+from queueing.events import DayStarted
 
 log = logging.getLogger(__name__)
 
 
+OPERATIONS = frozenset(
+    {
+        "start_day", "issue", "cancel", "call_next", "call_ticket", "recall", "start",
+        "finish", "skip", "transfer", "hold", "release", "login", "logout", "pause",
+        "resume", "close_window", "open_window", "set_window_services", "set_strategy",
+        "check_clock",
+    }
+)
+"""The engine's operations, by name: the engine is rebuilt on recovery, so
+callers name what to do instead of holding a bound method of an old one."""
 
-class Operation(Protocol):
-    """An engine operation waiting for the time: ``partial(engine.call_next, "W1")``."""
 
-    def __call__(self, *, now: datetime) -> list[Event]: ...
+class Unavailable(Exception):
+    """The hall takes no changes now (storage failed; it is recovering)."""
 
 
 class HallRuntime:
-    def __init__(self, config: HallConfig, clock: Clock, bus: EventBus) -> None:
+    def __init__(
+        self, config: HallConfig, clock: Clock, bus: EventBus, pool: asyncpg.Pool
+    ) -> None:
         self.config = config
         self.clock = clock
         self.bus = bus
+        self.hall_id = config.layout.hall_id
+        self.store = EventStore(pool, self.hall_id)
+        self.committer = GroupCommitter(
+            pool, self.store, on_committed=bus.publish, on_failed=self._commit_failed
+        )
         self.engine = Engine(config.layout)
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def apply(self, operation: Operation) -> list[Event]:
-        """Run one engine operation at the hall's current time and publish its
-        events; ``Rejected`` propagates with nothing changed."""
-        events = operation(now=self.clock.now())
-        if events:
-            self.bus.publish(events)
-        return events
+    async def start(self) -> None:
+        """Rebuild from storage, open today if needed, start the writer."""
+        await self.restore()
+        self._tasks.append(asyncio.create_task(self.committer.run(), name="committer"))
+        self.ready = True
+        now = self.clock.now()
+        if self.engine.day is None or self.is_next_day(now):
+            await self.open_day()
 
-    def open_day(self) -> list[Event]:
+    async def stop(self) -> None:
+        self.ready = False
+        await self.committer.drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def restore(self) -> int:
+        """Replay the current day from storage; returns the events read."""
+        stored = await self.store.load_current_day()
+        self.engine = Engine.replay(self.config.layout, (s.event for s in stored))
+        last = stored[-1].seq if stored else await self.store.last_seq()
+        self.committer.next_seq = last + 1
+        log.info("hall %s: %d events restored, next seq %d", self.hall_id, len(stored), last + 1)
+        return len(stored)
+
+    async def execute(self, operation: str, *args: Any, **kwargs: Any) -> list[StoredEvent]:
+        """Run one engine operation (``execute("call_next", "w01")``) and wait
+        until its events are durable; ``Rejected`` propagates with nothing
+        changed."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"{operation!r} is not an engine operation")
+        if not self.ready:
+            raise Unavailable("the hall is recovering its storage; try again shortly")
+        day = self.engine.day
+        method: Callable[..., list[Event]] = getattr(self.engine, operation)
+        events = method(*args, now=self.clock.now(), **kwargs)
+        if not events:
+            return []
+        return await self.committer.submit(self._number(day, events))
+
+    def _number(self, day: date | None, events: Sequence[Event]) -> list[StoredEvent]:
+        """Give each event its sequence number and business day: the events of
+        a day's start that close the old day still belong to it."""
+        stored = []
+        for item in events:
+            if isinstance(item, DayStarted):
+                day = item.day
+            assert day is not None
+            stored.append(StoredEvent(self.committer.next_seq, self.hall_id, day, item))
+            self.committer.next_seq += 1
+        return stored
+
+    async def open_day(self) -> list[StoredEvent]:
         """Start today's business day with the configured strategies; the most
         specific assignment is applied last, so it wins where they overlap."""
-        engine = self.engine
-        events = self.apply(partial(engine.start_day, self.clock.now().date()))
+        stored = await self.execute("start_day", self.clock.now().date())
         for assignment in sorted(self.config.strategy_assignments, key=_specificity):
-            events += self.apply(
-                partial(
-                    engine.set_strategy,
-                    assignment.spec,
-                    scope=assignment.scope,
-                    target=assignment.target,
-                )
+            stored += await self.execute(
+                "set_strategy", assignment.spec, scope=assignment.scope, target=assignment.target
             )
-        return events
+        return stored
 
     def is_next_day(self, now: datetime) -> bool:
         return (
@@ -70,10 +139,36 @@ class HallRuntime:
         """Raise and clear anomalies as time passes; roll over at the set hour."""
         while True:
             await asyncio.sleep(self.clock.seconds(every_hall_seconds))
-            if self.is_next_day(self.clock.now()):
-                log.info("rolling over to %s", self.clock.now().date())
-                self.open_day()
-            self.apply(self.engine.check_clock)
+            if not self.ready:
+                continue
+            try:
+                if self.is_next_day(self.clock.now()):
+                    log.info("rolling over to %s", self.clock.now().date())
+                    await self.open_day()
+                await self.execute("check_clock")
+            except Exception:
+                log.exception("the hall's clock tick failed; the next one tries again")
+
+    def _commit_failed(self, error: BaseException) -> None:
+        if self.ready:
+            self.ready = False
+            self._tasks.append(asyncio.create_task(self._recover(), name="recover"))
+
+    async def _recover(self) -> None:
+        """Rebuild from the database until it answers again."""
+        delay = 0.2
+        while True:
+            await self.committer.drain()
+            try:
+                await self.restore()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("storage still failing (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.ready = True
+            log.info("hall %s recovered from storage", self.hall_id)
+            return
 
 
 SPECIFICITY = {"area": 0, "group": 1, "window": 2}

@@ -4,6 +4,7 @@ serves the living demo hall, and stops cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -28,10 +29,12 @@ def get_json(url: str) -> Any:
         return json.load(response)
 
 
-def start_server(*args: str) -> subprocess.Popen[str]:
+def start_server(*args: str, database: str | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "HALL_DATABASE_URL": database} if database else None
     return subprocess.Popen(
         [sys.executable, "run_hall.py", *args],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -52,9 +55,9 @@ def read_until(server: subprocess.Popen[str], marker: str, timeout: float = 20.0
     raise AssertionError(f"no {marker!r} in the server's output: {lines}")
 
 
-def test_the_demo_hall_starts_serves_and_stops_cleanly_on_ctrl_c() -> None:
+def test_the_demo_hall_starts_serves_and_stops_cleanly_on_ctrl_c(db_url: str) -> None:
     port = free_port()
-    server = start_server("--demo", "--speed", "600", "--port", str(port))
+    server = start_server("--demo", "--speed", "600", "--port", str(port), database=db_url)
     try:
         banner = "".join(read_until(server, "Ctrl-C stops"))
         assert f"http://127.0.0.1:{port}/api/v1/hall" in banner
@@ -90,12 +93,12 @@ def test_a_broken_config_stops_start_up_with_the_key_and_exit_code_2(tmp_path: P
     assert "Traceback" not in err
 
 
-def test_a_port_in_use_is_reported_with_what_to_do() -> None:
+def test_a_port_in_use_is_reported_with_what_to_do(db_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = start_server("--port", str(port))
+        server = start_server("--port", str(port), database=db_url)
         _out, err = server.communicate(timeout=30)
     assert server.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err

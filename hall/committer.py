@@ -1,0 +1,109 @@
+"""Group commit: every transition is durable before anyone hears of it, and
+concurrent transitions share a transaction.
+
+Operations run on the engine at once (it is fast and single-threaded), then
+wait here. One writer task takes everything that queued up meanwhile and
+writes it in one transaction, so a burst of N operations costs about one
+commit, not N. Only after the commit are the events published and the
+callers answered. If a commit fails, that batch and everything queued behind
+it (which may depend on it) fail together, and the runtime rebuilds the
+engine from what is in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from hall.eventstore import EventStore, StoredEvent
+
+log = logging.getLogger(__name__)
+
+
+class CommitFailed(Exception):
+    """The events were not written; nothing of the operation happened."""
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        *,
+        on_committed: Callable[[Sequence[StoredEvent]], None],
+        on_failed: Callable[[BaseException], None],
+        observe: Callable[[float, int], None] = lambda seconds, size: None,
+        max_batch: int = 5000,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.next_seq = 1
+        self._on_committed = on_committed
+        self._on_failed = on_failed
+        self._observe = observe
+        self._max_batch = max_batch
+        self._pending: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, stored: list[StoredEvent]) -> asyncio.Future[list[StoredEvent]]:
+        """Queue events that already carry their sequence numbers."""
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        self._pending.append((stored, future))
+        self._idle.clear()
+        self._wakeup.set()
+        return future
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (or failed)."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    batch = self._pending[: self._max_batch]
+                    del self._pending[: self._max_batch]
+                    if not await self._write(batch):
+                        break
+                self._idle.set()
+        finally:
+            self._fail_everything(CommitFailed("the hall is shutting down"))
+
+    async def _write(
+        self, batch: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]]
+    ) -> bool:
+        flat = [stored for events, _ in batch for stored in events]
+        started = time.perf_counter()
+        try:
+            async with self.pool.acquire() as connection, connection.transaction():
+                await self.store.append(connection, flat)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.error("commit of %d events failed: %s", len(flat), exc)
+            failure = CommitFailed(f"the hall could not store the change: {exc}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            self._fail_everything(failure)
+            self._on_failed(exc)
+            return False
+        self._observe(time.perf_counter() - started, len(flat))
+        self._on_committed(flat)
+        for events, future in batch:
+            if not future.done():
+                future.set_result(events)
+        return True
+
+    def _fail_everything(self, failure: CommitFailed) -> None:
+        pending, self._pending = self._pending, []
+        for _, future in pending:
+            if not future.done():
+                future.set_exception(failure)
+        self._idle.set()

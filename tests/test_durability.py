@@ -1,0 +1,164 @@
+"""Every transition is committed before anyone hears of it; a restarted hall
+is the hall it was; a storage failure loses nothing that was acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hall.bus import EventBus
+from hall.committer import CommitFailed
+from hall.config import HallConfig
+from hall.eventstore import StoredEvent
+from hall.runtime import HallRuntime, Unavailable
+from queueing import Source
+from tests.engine_kit import OPENING, small_layout
+
+
+class ManualClock:
+    def __init__(self, start: datetime = OPENING) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def seconds(self, hall_seconds: float) -> float:
+        return hall_seconds / 1000
+
+
+CONFIG = HallConfig(layout=small_layout(), tickets={})
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+async def started(pool: asyncpg.Pool, clock: ManualClock | None = None) -> HallRuntime:
+    runtime = HallRuntime(CONFIG, clock or ManualClock(), EventBus(), pool)
+    await runtime.start()
+    return runtime
+
+
+async def stored_seqs(pool: asyncpg.Pool) -> list[int]:
+    rows = await pool.fetch("SELECT seq FROM hall_events ORDER BY seq")
+    return [row["seq"] for row in rows]
+
+
+async def test_an_acknowledged_operation_is_already_in_the_database(pool: asyncpg.Pool) -> None:
+    runtime = await started(pool)
+    await runtime.execute("login", "W1", "zhang")
+    stored = await runtime.execute("issue", "biz", Source.WALK_IN)
+    assert stored[-1].seq in await stored_seqs(pool)
+    await runtime.stop()
+
+
+async def test_sequence_numbers_are_gap_free_and_in_order(pool: asyncpg.Pool) -> None:
+    runtime = await started(pool)
+    await runtime.execute("login", "W1", "zhang")
+    for _ in range(5):
+        await runtime.execute("issue", "biz", Source.WALK_IN)
+    seqs = await stored_seqs(pool)
+    assert seqs == list(range(1, len(seqs) + 1))
+    await runtime.stop()
+
+
+async def test_concurrent_operations_share_commits(pool: asyncpg.Pool) -> None:
+    runtime = await started(pool)
+    await runtime.execute("login", "W1", "zhang")
+    batches: list[int] = []
+    runtime.committer._observe = lambda seconds, size: batches.append(size)
+    await asyncio.gather(*(runtime.execute("issue", "biz", Source.WALK_IN) for _ in range(200)))
+    assert sum(batches) == 200
+    assert len(batches) < 20, f"200 operations took {len(batches)} commits"
+    await runtime.stop()
+
+
+async def test_events_are_published_only_after_they_are_stored(pool: asyncpg.Pool) -> None:
+    runtime = await started(pool)
+    seen: list[tuple[int, bool]] = []
+    in_database: set[int] = set()
+
+    def check(events: Any) -> None:
+        for stored in events:
+            seen.append((stored.seq, stored.seq in in_database))
+
+    await runtime.execute("login", "W1", "zhang")
+    in_database.update(await stored_seqs(pool))
+    runtime.bus.subscribe(check)
+    published = await runtime.execute("issue", "biz", Source.WALK_IN)
+    in_database.update(await stored_seqs(pool))
+    assert [seq for seq, _ in seen] == [s.seq for s in published]
+    assert all(seq in in_database for seq, _ in seen)
+    await runtime.stop()
+
+
+async def test_a_restarted_hall_is_the_hall_it_was(pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    first = await started(pool, clock)
+    await first.execute("login", "W1", "zhang")
+    await first.execute("login", "W3", "wang")
+    await first.execute("pause", "W3", "break")
+    for _ in range(3):
+        await first.execute("issue", "biz", Source.WALK_IN)
+    await first.execute("call_next", "W1")
+    await first.execute("close_window", "W4")
+    before = first.engine.snapshot()
+    await first.stop()
+    second = await started(pool, clock)
+    assert second.engine.snapshot() == before
+    issued = await second.execute("issue", "biz", Source.WALK_IN)
+    assert issued[0].event.number == "A004"  # type: ignore[attr-defined]
+    await second.stop()
+
+
+async def test_a_restart_on_a_later_day_rolls_over_and_keeps_history(pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    first = await started(pool, clock)
+    await first.execute("login", "W1", "zhang")
+    await first.execute("issue", "biz", Source.WALK_IN)
+    await first.stop()
+    clock.moment += timedelta(days=1)
+    second = await started(pool, clock)
+    assert second.engine.day == clock.moment.date()
+    assert list(second.engine.tickets()) == []
+    days = await pool.fetch("SELECT DISTINCT day FROM hall_events ORDER BY day")
+    assert [row["day"] for row in days] == [OPENING.date(), clock.moment.date()]
+    expired = await pool.fetchval("SELECT count(*) FROM hall_events WHERE type = 'ticket.expired'")
+    assert expired == 1
+    await second.stop()
+
+
+async def test_a_failed_commit_acknowledges_nothing_and_the_hall_recovers(
+    pool: asyncpg.Pool,
+) -> None:
+    runtime = await started(pool)
+    await runtime.execute("login", "W1", "zhang")
+    kept: list[StoredEvent] = await runtime.execute("issue", "biz", Source.WALK_IN)
+    limit = await pool.fetchval("SELECT max(seq) FROM hall_events")
+    await pool.execute(f"ALTER TABLE hall_events ADD CONSTRAINT full_up CHECK (seq <= {limit})")
+    with pytest.raises(CommitFailed):
+        await runtime.execute("issue", "biz", Source.WALK_IN)
+    with pytest.raises(Unavailable):
+        await runtime.execute("issue", "biz", Source.WALK_IN)
+    await pool.execute("ALTER TABLE hall_events DROP CONSTRAINT full_up")
+    for _ in range(100):
+        if runtime.ready:
+            break
+        await asyncio.sleep(0.05)
+    assert runtime.ready
+    ticket = kept[0].event.ticket_id  # type: ignore[attr-defined]
+    assert [t.id for t in runtime.engine.tickets()] == [ticket]
+    again = await runtime.execute("issue", "biz", Source.WALK_IN)
+    assert again[0].event.number == "A002"  # type: ignore[attr-defined]
+    assert again[0].seq == limit + 1
+    await runtime.stop()
