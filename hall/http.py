@@ -8,6 +8,7 @@ import json
 from aiohttp import web
 
 from hall.runtime import HallRuntime
+from hall.stream import EventStream
 from hall.views import hall_view
 
 RUNTIME = web.AppKey("runtime", HallRuntime)
@@ -43,4 +44,5 @@ def build_app(runtime: HallRuntime) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/hall", hall_snapshot)
+    app.router.add_get("/api/v1/events", EventStream(runtime).handle)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -96,3 +96,12 @@ def db_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
         yield with_database(postgres_admin_url, name)
     finally:
         asyncio.run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    try:
+        yield created
+    finally:
+        await created.close()

@@ -4,49 +4,18 @@ is the hall it was; a storage failure loses nothing that was acknowledged."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from hall.bus import EventBus
 from hall.committer import CommitFailed
-from hall.config import HallConfig
 from hall.eventstore import StoredEvent
-from hall.runtime import HallRuntime, Unavailable
+from hall.runtime import Unavailable
 from queueing import Source
-from tests.engine_kit import OPENING, small_layout
-
-
-class ManualClock:
-    def __init__(self, start: datetime = OPENING) -> None:
-        self.moment = start
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def seconds(self, hall_seconds: float) -> float:
-        return hall_seconds / 1000
-
-
-CONFIG = HallConfig(layout=small_layout(), tickets={})
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
-    try:
-        yield created
-    finally:
-        await created.close()
-
-
-async def started(pool: asyncpg.Pool, clock: ManualClock | None = None) -> HallRuntime:
-    runtime = HallRuntime(CONFIG, clock or ManualClock(), EventBus(), pool)
-    await runtime.start()
-    return runtime
+from tests.engine_kit import OPENING
+from tests.hall_kit import ManualClock, started
 
 
 async def stored_seqs(pool: asyncpg.Pool) -> list[int]:

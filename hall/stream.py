@@ -1,0 +1,180 @@
+"""The event stream: every committed event, in order, to websocket clients.
+
+``GET /api/v1/events?since=<seq>&area=<id>&type=<type or prefix.*>``
+
+A client that reconnects with ``since`` gets every event after that sequence
+number exactly once and in order: it is registered for live events before
+its backlog is read from the database, and whatever the live feed brings that
+the backlog already covered is skipped by sequence number. Each client has a
+bounded queue; a client that falls that far behind is disconnected with a
+reason that says where to resume, instead of slowing the hall down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hall.eventstore import StoredEvent
+from hall.runtime import HallRuntime
+from queueing import Event, Layout
+
+log = logging.getLogger(__name__)
+
+TOO_SLOW = 4008
+"""Close code for a client that fell behind (4000-4999: application codes)."""
+
+BACKLOG_PAGE = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    areas: frozenset[str]
+    types: frozenset[str]
+    prefixes: tuple[str, ...]
+    queue: asyncio.Queue[StoredEvent]
+    last_sent: int = 0
+    overflowed: bool = False
+
+    def wants(self, stored: StoredEvent, areas: frozenset[str] | None) -> bool:
+        kind = stored.event.type
+        filtered = bool(self.types or self.prefixes)
+        if filtered and kind not in self.types and not kind.startswith(self.prefixes):
+            return False
+        return not self.areas or areas is None or bool(self.areas & areas)
+
+
+class EventStream:
+    def __init__(self, runtime: HallRuntime, *, max_queue: int = 2000) -> None:
+        self.runtime = runtime
+        self.max_queue = max_queue
+        self.subscriptions: set[Subscription] = set()
+        runtime.bus.subscribe(self._deliver)
+
+    def _deliver(self, events: Sequence[StoredEvent]) -> None:
+        layout = self.runtime.config.layout
+        for stored in events:
+            areas = areas_of(stored.event, layout)
+            for subscription in self.subscriptions:
+                if subscription.overflowed or not subscription.wants(stored, areas):
+                    continue
+                try:
+                    subscription.queue.put_nowait(stored)
+                except asyncio.QueueFull:
+                    subscription.overflowed = True
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        subscription = self._subscription(request)
+        since = _since(request)
+        ws = web.WebSocketResponse(compress=False, heartbeat=30)
+        await ws.prepare(request)
+        self.subscriptions.add(subscription)
+        try:
+            if since is not None:
+                subscription.last_sent = since
+                await self._send_backlog(ws, subscription)
+            else:
+                subscription.last_sent = self.runtime.committer.next_seq - 1
+            await self._send_live(ws, subscription)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.subscriptions.discard(subscription)
+            if not ws.closed:
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.close()
+        return ws
+
+    def _subscription(self, request: web.Request) -> Subscription:
+        types = [t for t in request.query.getall("type", []) for t in t.split(",") if t]
+        areas = [a for a in request.query.getall("area", []) for a in a.split(",") if a]
+        unknown = [a for a in areas if a not in self.runtime.config.layout.areas]
+        if unknown:
+            raise web.HTTPBadRequest(text=f"unknown area {unknown[0]!r}")
+        return Subscription(
+            areas=frozenset(areas),
+            types=frozenset(t for t in types if not t.endswith("*")),
+            prefixes=tuple(t[:-1] for t in types if t.endswith("*")),
+            queue=asyncio.Queue(self.max_queue),
+        )
+
+    async def _send_backlog(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
+        layout = self.runtime.config.layout
+        while True:
+            page = await self.runtime.store.read_since(subscription.last_sent, BACKLOG_PAGE)
+            for stored in page:
+                if subscription.wants(stored, areas_of(stored.event, layout)):
+                    await ws.send_str(_encode(stored))
+                subscription.last_sent = stored.seq
+            if len(page) < BACKLOG_PAGE:
+                return
+
+    async def _send_live(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
+        incoming = asyncio.ensure_future(ws.receive())  # tells us when the client goes away
+        try:
+            while True:
+                if subscription.overflowed and subscription.queue.empty():
+                    await self._too_slow(ws, subscription)
+                    return
+                getter = asyncio.ensure_future(subscription.queue.get())
+                await asyncio.wait({getter, incoming}, return_when=asyncio.FIRST_COMPLETED)
+                if incoming.done():
+                    if incoming.result().type in _GONE:
+                        getter.cancel()
+                        return
+                    incoming = asyncio.ensure_future(ws.receive())  # clients have nothing to say
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                stored = getter.result()
+                if stored.seq <= subscription.last_sent:
+                    continue
+                await ws.send_str(_encode(stored))
+                subscription.last_sent = stored.seq
+        finally:
+            incoming.cancel()
+
+    async def _too_slow(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
+        reason = f"too slow; reconnect with since={subscription.last_sent}"
+        log.warning("event client disconnected: %s", reason)
+        await ws.close(code=TOO_SLOW, message=reason.encode())
+
+
+def _since(request: web.Request) -> int | None:
+    raw = request.query.get("since")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(text="since must be a sequence number (an integer ≥ 0)")
+    return int(raw)
+
+
+def _encode(stored: StoredEvent) -> str:
+    return json.dumps(stored.to_wire(), ensure_ascii=False)
+
+
+def areas_of(event: Event, layout: Layout) -> frozenset[str] | None:
+    """The areas an event concerns, for the area filter; None means the whole
+    hall (a new day, a strategy for all windows)."""
+    data: dict[str, Any] = {name: getattr(event, name, None) for name in _AREA_FIELDS}
+    window_ids = [w for w in (data["window_id"], data["to_window_id"]) if w]
+    window_ids += list(data["window_ids"] or ())
+    if window_ids:
+        return frozenset(layout.windows[w].area for w in window_ids if w in layout.windows)
+    services = data["services"] or ((data["service_id"],) if data["service_id"] else ())
+    if services:
+        return frozenset(
+            w.area for w in layout.windows.values() if any(s in w.services for s in services)
+        )
+    return None
+
+
+_AREA_FIELDS = ("window_id", "to_window_id", "window_ids", "services", "service_id")
+_GONE = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
