@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 import asyncpg
 from aiohttp import web
 
-from hall.bus import EventBus
 from hall.clock import Clock, SimulatedClock, WallClock
 from hall.config import ConfigError, HallConfig, load_hall_config
 from hall.demo import DemoActivity
 from hall.http import build_app
 from hall.migrate import migrate
 from hall.pg import Database, ensure_database, open_database
-from hall.runtime import HallRuntime
+from hall.pii import DataKey
+from hall.server import HallServer
 
 log = logging.getLogger("smarthall")
 
@@ -82,12 +82,12 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"error: cannot open the hall's database: {exc}", file=sys.stderr)
         return 2
-    runtime = HallRuntime(config, clock, EventBus(), pool)
+    server = HallServer.assemble(config, pool, clock, DataKey.load())
     try:
-        await runtime.start()
-        code = await listen(config, args, runtime)
+        await server.start()
+        code = await listen(config, args, server)
     finally:
-        await runtime.stop()
+        await server.stop()
         await pool.close()
         database.close()
     if code == 0:
@@ -95,10 +95,11 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     return code
 
 
-async def listen(config: HallConfig, args: argparse.Namespace, runtime: HallRuntime) -> int:
+async def listen(config: HallConfig, args: argparse.Namespace, server: HallServer) -> int:
     host = args.host or config.http_host
     port = args.port or int(os.environ.get("HALL_PORT", config.http_port))
-    runner = web.AppRunner(build_app(runtime), access_log=None)
+    runtime = server.runtime
+    runner = web.AppRunner(build_app(server), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -86,3 +86,10 @@ class CitizenStore:
         lookup = self._vault.lookup_hash(ID_NUMBER, id_number)
         rows: list[Any] = await self._pool.fetch(_FIND, self._hall_id, lookup)
         return [row["id"] for row in rows]
+
+    async def forget(self, citizen_id: int) -> None:
+        """Delete a citizen whose ticket was refused after all: personal data
+        is kept only for a reason."""
+        await self._pool.execute(
+            "DELETE FROM citizens WHERE id = $1 AND hall_id = $2", citizen_id, self._hall_id
+        )

@@ -44,7 +44,8 @@ class GroupCommitter:
         self.next_seq = 1
         self._on_committed = on_committed
         self._on_failed = on_failed
-        self._observe = observe
+        self.observe = observe
+        """Told (seconds, events) after every commit; metrics plug in here."""
         self._max_batch = max_batch
         self._pending: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]] = []
         self._wakeup = asyncio.Event()
@@ -94,7 +95,7 @@ class GroupCommitter:
             self._fail_everything(failure)
             self._on_failed(exc)
             return False
-        self._observe(time.perf_counter() - started, len(flat))
+        self.observe(time.perf_counter() - started, len(flat))
         self._on_committed(flat)
         for events, future in batch:
             if not future.done():

@@ -11,6 +11,11 @@ pydantic; this module is the only place that knows the file's shape.
 Array indexes in key paths count from 0, in the order the tables appear in the
 file (``windows[0]`` is the first ``[[windows]]``).
 
+The optional ``[auth]`` table (G3) holds no secret: bearer tokens for the
+backend and devices appear only as their SHA-256, and the staff accounts it
+seeds at start-up only as argon2 hashes, so the file can be read, copied and
+versioned like any other.
+
 Ticket texts (Q3) usually sit on their service or package. A ``[tickets.<id>]``
 table may give them instead, for halls whose catalog is synced from the
 backend (Q9) while the ticket wording stays the hall's own.
@@ -24,12 +29,14 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Literal, NamedTuple, get_args, get_origin
 from zoneinfo import ZoneInfo
 
+from argon2 import extract_parameters
+from argon2.exceptions import InvalidHashError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -106,6 +113,45 @@ class StrategyAssignment:
     spec: StrategySpec
 
 
+TokenRole = Literal["backend", "device"]
+StaffRole = Literal["admin", "manager", "staff"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    """A bearer token of the approval backend or of a device (G3)."""
+
+    name: str
+    """Who presents the token; the id that audit records show."""
+    role: TokenRole
+    token_sha256: str
+    """Lower-case hex SHA-256 of the token: the file never holds the token itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffEntry:
+    """A staff account to create at start-up when the database lacks it."""
+
+    id: str
+    name: str
+    role: StaffRole
+    password_hash: str
+    """An argon2 hash; the clear password is never in the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Authentication settings; the defaults let a hall run with no ``[auth]``."""
+
+    session_hours: float = 12.0
+    tokens: tuple[TokenEntry, ...] = ()
+    staff: tuple[StaffEntry, ...] = ()
+
+    @property
+    def session_ttl(self) -> timedelta:
+        return timedelta(hours=self.session_hours)
+
+
 @dataclass(frozen=True, slots=True)
 class HallConfig:
     """The engine's layout plus what the engine has no business knowing: local
@@ -122,6 +168,7 @@ class HallConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     database_url: str | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 def load_hall_config(path: str | Path) -> HallConfig:
@@ -156,6 +203,7 @@ def parse_hall_config(data: Mapping[str, object], source: str = "<config>") -> H
         http_host=hall.http.host,
         http_port=hall.http.port,
         database_url=hall.database.url if hall.database is not None else None,
+        auth=_auth(hall.auth),
     )
 
 
@@ -190,6 +238,7 @@ def _lower_first(text: str) -> str:
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PREFIX = re.compile(r"[A-Z]{1,2}")
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 def _id(value: str) -> str:
@@ -202,6 +251,25 @@ def _id(value: str) -> str:
 def _prefix(value: str) -> str:
     if not _PREFIX.fullmatch(value):
         raise ValueError("must be 1-2 capital letters")
+    return value
+
+
+def _sha256_hex(value: str) -> str:
+    """Lower-cased, so that equal hashes compare equal however they were written."""
+    if not _SHA256_HEX.fullmatch(value):
+        raise ValueError("must be 64 hex digits: the SHA-256 of the token, not the token")
+    return value.lower()
+
+
+def _argon2_hash(value: str) -> str:
+    """Refuse anything else early: most likely a clear password pasted by mistake,
+    which would then sit in the file and never match at login."""
+    if not value.startswith("$argon2"):
+        raise ValueError("must be an argon2 hash ('$argon2id$...'), not a clear password")
+    try:
+        extract_parameters(value)
+    except InvalidHashError:
+        raise ValueError("is not a well-formed argon2 hash") from None
     return value
 
 
@@ -253,6 +321,8 @@ def _distinct(values: list[str]) -> list[str]:
 _Id = Annotated[str, AfterValidator(_id)]
 _Prefix = Annotated[str, AfterValidator(_prefix)]
 _Text = Annotated[str, AfterValidator(_text)]
+_Sha256Hex = Annotated[str, AfterValidator(_sha256_hex)]
+_Argon2Hash = Annotated[str, AfterValidator(_argon2_hash)]
 _Interval = Annotated[tuple[time, time], PlainValidator(_interval)]
 _Intervals = Annotated[
     list[_Interval], Field(min_length=1), AfterValidator(_intervals_fit_together)
@@ -374,6 +444,25 @@ class _StrategiesTable(_Table):
     assign: list[_AssignTable] = Field(default_factory=list)
 
 
+class _TokenTable(_Table):
+    name: _Id
+    role: TokenRole
+    token_sha256: _Sha256Hex
+
+
+class _StaffTable(_Table):
+    id: _Id
+    name: _Text
+    role: StaffRole
+    password_hash: _Argon2Hash
+
+
+class _AuthTable(_Table):
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+    tokens: list[_TokenTable] = Field(default_factory=list)
+    staff: list[_StaffTable] = Field(default_factory=list)
+
+
 class _HallFile(_Table):
     hall: _HallTable
     http: _HttpTable = Field(default_factory=_HttpTable)
@@ -386,6 +475,7 @@ class _HallFile(_Table):
     windows: list[_WindowTable] = Field(min_length=1)
     tickets: dict[_Id, _TicketTable] = Field(default_factory=dict)
     strategies: _StrategiesTable = Field(default_factory=_StrategiesTable)
+    auth: _AuthTable = Field(default_factory=_AuthTable)
 
 
 def _all_keys(annotation: object) -> Iterator[str]:
@@ -457,6 +547,7 @@ def _cross_check(hall: _HallFile) -> Iterator[Problem]:
     yield from _window_references(hall)
     yield from _ticket_references(hall)
     yield from _strategy_targets(hall)
+    yield from _auth_duplicates(hall.auth)
 
 
 def _duplicates(table: str, ids: Sequence[str], key: str = "id") -> Iterator[Problem]:
@@ -535,6 +626,16 @@ def _strategy_targets(hall: _HallFile) -> Iterator[Problem]:
                 f"{item.scope} {item.target!r} already has a strategy "
                 f"(strategies.assign[{earlier}])",
             )
+
+
+def _auth_duplicates(auth: _AuthTable) -> Iterator[Problem]:
+    """One token per name and one name per token, or the audit log could not
+    tell who presented it."""
+    yield from _duplicates("auth.tokens", [token.name for token in auth.tokens], "name")
+    yield from _duplicates(
+        "auth.tokens", [token.token_sha256 for token in auth.tokens], "token_sha256"
+    )
+    yield from _duplicates("auth.staff", [member.id for member in auth.staff])
 
 
 # --- Building the engine's types ----------------------------------------------
@@ -629,3 +730,13 @@ def _tickets(hall: _HallFile) -> Mapping[str, TicketText]:
 
 def _ticket_text(item: _TicketTable) -> TicketText:
     return TicketText(item.direction, tuple(item.materials), item.notice)
+
+
+def _auth(auth: _AuthTable) -> AuthConfig:
+    return AuthConfig(
+        session_hours=auth.session_hours,
+        tokens=tuple(TokenEntry(item.name, item.role, item.token_sha256) for item in auth.tokens),
+        staff=tuple(
+            StaffEntry(item.id, item.name, item.role, item.password_hash) for item in auth.staff
+        ),
+    )

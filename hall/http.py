@@ -1,48 +1,52 @@
-"""The HTTP face of the hall: health and the hall snapshot for now; the full
-REST and websocket API grows here."""
+"""The HTTP face of a hall server: the REST API (``hall.routes``), the event
+stream, health, readiness and metrics."""
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from hall.runtime import HallRuntime
-from hall.stream import EventStream
-from hall.views import hall_view
-
-RUNTIME = web.AppKey("runtime", HallRuntime)
+from hall.api.problems import Problem
+from hall.auth import auth_middleware, authorize
+from hall.routes import api
+from hall.server import SERVER, HallServer
 
 INDEX = """SmartHall — {name}
-  GET /api/v1/hall   the hall now: services with waiting counts and estimates, windows
-  GET /healthz       liveness
+  GET /api/v1/hall            the hall now: services with waiting counts and estimates, windows
+  GET /api/v1/openapi.json    the REST API
+  GET /api/v1/events          websocket: every event, resumable with ?since=<seq>
+  GET /healthz /readyz        liveness, readiness
+  GET /metrics                Prometheus metrics
 """
 
 
 async def index(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    return web.Response(text=INDEX.format(name=runtime.config.layout.name))
+    return web.Response(text=INDEX.format(name=request.app[SERVER].config.layout.name))
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def hall_snapshot(request: web.Request) -> web.Response:
-    return web.json_response(
-        hall_view(request.app[RUNTIME]), dumps=_dumps, content_type="application/json"
-    )
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only while the hall takes changes: a load balancer should send
+    nobody to a server whose storage is failing."""
+    if not request.app[SERVER].runtime.ready:
+        raise Problem(503, "not_ready", "The hall is not taking changes now")
+    return web.json_response({"status": "ready"})
 
 
-def _dumps(data: object) -> str:
-    return json.dumps(data, ensure_ascii=False)
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVER].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
-def build_app(runtime: HallRuntime) -> web.Application:
-    app = web.Application()
-    app[RUNTIME] = runtime
+def build_app(server: HallServer) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware(server.authenticator)])
+    app[SERVER] = server
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/api/v1/hall", hall_snapshot)
-    app.router.add_get("/api/v1/events", EventStream(runtime).handle)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/events", server.stream.handle)
+    api.setup(app, authorize=authorize)
     return app

@@ -9,7 +9,9 @@ import asyncpg
 
 from hall.bus import EventBus
 from hall.config import HallConfig
+from hall.pii import DataKey
 from hall.runtime import HallRuntime
+from hall.server import HallServer
 from tests.engine_kit import OPENING, small_layout
 
 
@@ -33,3 +35,12 @@ async def started(
     runtime = HallRuntime(config, clock or ManualClock(), EventBus(), pool)
     await runtime.start()
     return runtime
+
+
+async def serving(
+    pool: asyncpg.Pool, clock: ManualClock | None = None, config: HallConfig = CONFIG
+) -> HallServer:
+    """A whole hall server (runtime, stores, auth, stream), started."""
+    server = HallServer.assemble(config, pool, clock or ManualClock(), DataKey.generate())
+    await server.start()
+    return server

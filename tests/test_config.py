@@ -3,14 +3,22 @@ that point the hall manager at the exact key to fix."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 import hall.config
-from hall.config import ConfigError, HallConfig, TicketText, load_hall_config
+from hall.config import (
+    AuthConfig,
+    ConfigError,
+    HallConfig,
+    StaffEntry,
+    TicketText,
+    TokenEntry,
+    load_hall_config,
+)
 from queueing.layout import DEFAULT_PAUSE_REASONS, Layout, LayoutError
 from queueing.strategies import DEFAULT_STRATEGY, StrategySpec
 
@@ -552,3 +560,94 @@ def test_layout_error_from_the_engine_becomes_a_config_error(
 
     monkeypatch.setattr(hall.config, "Layout", refuse)
     assert problems(tmp_path) == ["window 'w01' serves no service"]
+
+
+# --- Authentication ------------------------------------------------------------
+
+TOKEN_SHA256 = "f5eb10d254119928b734aa9159024cf02ab1055f222d4f88d085acbc7ed43a3d"
+ARGON2_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$NwMY+KrAwhLxm8x9vGKM5A"
+    "$29m9c1OP5x7p/nLRORxr1zQ5VLv7EKwD2TL6uujzEZc"
+)
+
+
+def token(name: str = "approval-backend", role: str = "backend", sha: str = TOKEN_SHA256) -> str:
+    return f'[[auth.tokens]]\nname = "{name}"\nrole = "{role}"\ntoken_sha256 = "{sha}"\n'
+
+
+def staff(staff_id: str = "zhangwei", role: str = "staff", password_hash: str = ARGON2_HASH) -> str:
+    return (
+        f'[[auth.staff]]\nid = "{staff_id}"\nname = "张伟"\nrole = "{role}"\n'
+        f"password_hash = '{password_hash}'\n"
+    )
+
+
+def test_demo_hall_loads_its_auth_section(demo: HallConfig) -> None:
+    auth = demo.auth
+    assert auth.session_ttl == timedelta(hours=12)
+    assert [(entry.name, entry.role) for entry in auth.tokens] == [("approval-backend", "backend")]
+    roles = [member.role for member in auth.staff]
+    assert (roles.count("admin"), roles.count("manager"), roles.count("staff")) == (1, 1, 3)
+    assert "admin" in {member.id for member in auth.staff}
+    assert all(member.password_hash.startswith("$argon2id$") for member in auth.staff)
+
+
+def test_without_an_auth_table_there_are_no_tokens_and_no_staff(tmp_path: Path) -> None:
+    assert load(tmp_path).auth == AuthConfig(session_hours=12, tokens=(), staff=())
+
+
+def test_the_auth_table_is_read(tmp_path: Path) -> None:
+    extra = "[auth]\nsession_hours = 8\n" + token(sha=TOKEN_SHA256.upper()) + staff(role="admin")
+    auth = load(tmp_path, extra).auth
+    assert auth.session_ttl == timedelta(hours=8)
+    assert auth.tokens == (TokenEntry("approval-backend", "backend", TOKEN_SHA256),)
+    assert auth.staff == (StaffEntry("zhangwei", "张伟", "admin", ARGON2_HASH),)
+
+
+@pytest.mark.parametrize("sha", ["not-a-hash", TOKEN_SHA256[:-1], TOKEN_SHA256[:-1] + "g"])
+def test_a_bad_token_hash_names_the_key(tmp_path: Path, sha: str) -> None:
+    assert problems(tmp_path, token(sha=sha)) == [
+        "auth.tokens[0].token_sha256: must be 64 hex digits: the SHA-256 of the token, "
+        "not the token"
+    ]
+
+
+def test_a_token_for_a_person_role_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, token(role="admin")) == [
+        "auth.tokens[0].role: input should be 'backend' or 'device'"
+    ]
+
+
+def test_a_staff_account_with_a_token_role_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, staff(role="backend")) == [
+        "auth.staff[0].role: input should be 'admin', 'manager' or 'staff'"
+    ]
+
+
+def test_a_clear_password_in_the_file_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, staff(password_hash="hall-demo-2026")) == [
+        "auth.staff[0].password_hash: must be an argon2 hash ('$argon2id$...'), "
+        "not a clear password"
+    ]
+
+
+def test_a_damaged_argon2_hash_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, staff(password_hash="$argon2id$v=19$garbage")) == [
+        "auth.staff[0].password_hash: is not a well-formed argon2 hash"
+    ]
+
+
+def test_duplicate_accounts_and_tokens_are_reported(tmp_path: Path) -> None:
+    extra = token() + token(sha=TOKEN_SHA256.upper()) + staff() + staff()
+    assert problems(tmp_path, extra) == [
+        "auth.tokens[1].name: duplicate name 'approval-backend' (first at auth.tokens[0])",
+        f"auth.tokens[1].token_sha256: duplicate token_sha256 '{TOKEN_SHA256}' "
+        "(first at auth.tokens[0])",
+        "auth.staff[1].id: duplicate id 'zhangwei' (first at auth.staff[0])",
+    ]
+
+
+@pytest.mark.parametrize("hours", [0, 169])
+def test_session_hours_out_of_range_are_reported(tmp_path: Path, hours: int) -> None:
+    [line] = problems(tmp_path, f"[auth]\nsession_hours = {hours}\n")
+    assert line.startswith("auth.session_hours: input should be ")

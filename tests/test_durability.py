@@ -45,7 +45,7 @@ async def test_concurrent_operations_share_commits(pool: asyncpg.Pool) -> None:
     runtime = await started(pool)
     await runtime.execute("login", "W1", "zhang")
     batches: list[int] = []
-    runtime.committer._observe = lambda seconds, size: batches.append(size)
+    runtime.committer.observe = lambda seconds, size: batches.append(size)
     await asyncio.gather(*(runtime.execute("issue", "biz", Source.WALK_IN) for _ in range(200)))
     assert sum(batches) == 200
     assert len(batches) < 20, f"200 operations took {len(batches)} commits"

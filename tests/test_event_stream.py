@@ -17,15 +17,15 @@ from hall.http import build_app
 from hall.runtime import HallRuntime
 from hall.stream import TOO_SLOW, EventStream
 from queueing import Source
-from tests.hall_kit import started
+from tests.hall_kit import serving
 
 
 @pytest.fixture
 async def hall(pool: asyncpg.Pool) -> AsyncIterator[tuple[HallRuntime, TestClient[Any, Any]]]:
-    runtime = await started(pool)
-    async with TestClient(TestServer(build_app(runtime))) as client:
-        yield runtime, client
-    await runtime.stop()
+    server = await serving(pool)
+    async with TestClient(TestServer(build_app(server))) as client:
+        yield server.runtime, client
+    await server.stop()
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[dict[str, Any]]:
@@ -113,8 +113,9 @@ async def test_an_unknown_area_or_a_bad_since_is_refused_before_upgrading(
 
 
 async def test_a_slow_client_is_disconnected_with_where_to_resume(pool: asyncpg.Pool) -> None:
-    runtime = await started(pool)
-    app = build_app(runtime)
+    server = await serving(pool)
+    runtime = server.runtime
+    app = build_app(server)
     stream = EventStream(runtime, max_queue=5)
     app.router.add_get("/slow", stream.handle)
     await runtime.execute("login", "W1", "zhang")
@@ -132,4 +133,4 @@ async def test_a_slow_client_is_disconnected_with_where_to_resume(pool: asyncpg.
         assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, TOO_SLOW)
         assert len(frames) == 5
         assert message.extra == f"too slow; reconnect with since={frames[-1]['seq']}"
-    await runtime.stop()
+    await server.stop()

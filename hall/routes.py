@@ -1,0 +1,449 @@
+"""The hall's REST API under /api/v1.
+
+Handlers are thin: check who is asking, run one engine operation through the
+runtime (which answers only once the change is durable), write the audit
+record for staff actions and configuration changes, and shape the answer.
+Engine refusals become 409/404 problems with the engine's stable codes
+(``hall.api.problems``); a hall that is recovering its storage answers 503.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field, field_validator
+
+from hall.api.problems import Problem
+from hall.api.routing import Api
+from hall.auth import PRINCIPAL, Principal, Role, require
+from hall.committer import CommitFailed
+from hall.eventstore import StoredEvent
+from hall.pii import Identity
+from hall.runtime import Unavailable
+from hall.server import SERVER, HallServer
+from hall.views import hall_view
+from queueing import Source, StrategyError, StrategySpec, Ticket
+
+api = Api(
+    "/api/v1",
+    title="SmartHall",
+    version="1",
+    description="Queueing and window status of one service hall (政务服务大厅).",
+)
+
+PEOPLE = ("staff", "manager", "admin")
+WINDOW_ACTORS = ("staff", "manager", "admin", "device")
+TICKET_TAKERS = ("device", "staff", "manager", "admin")
+MANAGERS = ("manager", "admin")
+READERS = (*PEOPLE, "device", "backend")
+
+GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def id_number_is_valid(value: str) -> bool:
+    """Resident ID numbers end in a check character (GB 11643)."""
+    if len(value) != 18 or not value[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], GB11643_WEIGHTS, strict=True))
+    return "10X98765432"[total % 11] == value[17].upper()
+
+
+# ---------------------------------------------------------------- models
+
+
+class IdentityIn(BaseModel):
+    name: str | None = Field(None, max_length=64)
+    id_number: str | None = Field(None, max_length=32)
+    phone: str | None = Field(None, max_length=20)
+
+    @field_validator("id_number")
+    @classmethod
+    def _check_id(cls, value: str | None) -> str | None:
+        if value is not None and not id_number_is_valid(value.strip()):
+            raise ValueError("not a valid 18-character resident ID number (GB 11643)")
+        return value.strip().upper() if value else value
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isdigit() and 7 <= len(value) <= 15):
+            raise ValueError("a phone number is 7 to 15 digits")
+        return value
+
+
+class TakeTicket(BaseModel):
+    service: str = Field(description="A service id or a package id")
+    source: Source = Source.WALK_IN
+    identity: IdentityIn | None = None
+    priority_group: str | None = None
+    appointment_slot: datetime | None = None
+
+
+class TicketText(BaseModel):
+    direction: str
+    materials: list[str]
+    notice: str
+
+
+class TicketOut(BaseModel):
+    id: str
+    number: str
+    requested: str
+    service: str
+    services: list[str]
+    source: str
+    status: str
+    issued_at: datetime
+    window: str | None
+    people_ahead: int | None
+    estimated_minutes: float | None
+    text: TicketText | None
+    seq: int | None = Field(None, description="Sequence number of the last event this made")
+
+
+class WindowOut(BaseModel):
+    id: str
+    name: str
+    area: str
+    screen: str
+    state: str
+    staff: str | None
+    ticket: str | None
+    ticket_id: str | None
+    pause_message: str | None
+    anomalies: list[str]
+    seq: int | None = None
+
+
+class LoginAtWindow(BaseModel):
+    staff_id: str | None = Field(None, description="Only devices and managers name the staff")
+
+
+class NamedTicket(BaseModel):
+    ticket_id: str
+
+
+class Transfer(BaseModel):
+    service: str | None = None
+    window: str | None = None
+
+
+class Pause(BaseModel):
+    reason: str
+    message: str | None = Field(None, max_length=200)
+
+
+class Cancel(BaseModel):
+    reason: str = Field("citizen", max_length=64)
+
+
+class StrategyIn(BaseModel):
+    scope: Literal["window", "group", "area", "all"] = "all"
+    target: str = ""
+    rules: list[Any] = Field(description='e.g. ["transfers_first", {"rule": "weighted"}]')
+
+
+class StaffLogin(BaseModel):
+    staff_id: str
+    password: str
+
+
+class SessionOut(BaseModel):
+    token: str
+    staff_id: str
+    role: str
+    name: str
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def server_of(request: web.Request) -> HallServer:
+    return request.app[SERVER]
+
+
+async def execute(request: web.Request, operation: str, *args: Any, **kwargs: Any) -> list[Any]:
+    try:
+        return await server_of(request).runtime.execute(operation, *args, **kwargs)
+    except (Unavailable, CommitFailed) as exc:
+        raise Problem(503, "unavailable", "The hall cannot store changes now", str(exc)) from exc
+
+
+def last_seq(stored: list[StoredEvent]) -> int | None:
+    return stored[-1].seq if stored else None
+
+
+def ticket_out(server: HallServer, ticket: Ticket, seq: int | None = None) -> TicketOut:
+    engine = server.runtime.engine
+    ahead: int | None = None
+    minutes: float | None = None
+    if ticket.status.value == "waiting":
+        estimate = engine.ticket_estimate(ticket.id)
+        ahead, minutes = estimate.people_ahead, estimate.minutes
+    text = server.config.tickets.get(ticket.requested)
+    return TicketOut(
+        id=ticket.id,
+        number=ticket.number,
+        requested=ticket.requested,
+        service=ticket.service,
+        services=list(ticket.services),
+        source=ticket.source.value,
+        status=ticket.status.value,
+        issued_at=ticket.issued_at,
+        window=ticket.window,
+        people_ahead=ahead,
+        estimated_minutes=None if minutes is None else round(minutes, 1),
+        text=None if text is None else TicketText(
+            direction=text.direction, materials=list(text.materials), notice=text.notice
+        ),
+        seq=seq,
+    )
+
+
+def window_out(server: HallServer, window_id: str, seq: int | None = None) -> WindowOut:
+    engine = server.runtime.engine
+    window = engine.window(window_id)
+    current = engine.current_ticket(window_id)
+    return WindowOut(
+        id=window.id,
+        name=window.config.name,
+        area=window.config.area,
+        screen=window.config.screen_id,
+        state=engine.window_state(window_id).value,
+        staff=window.staff,
+        ticket=current.number if current else None,
+        ticket_id=current.id if current else None,
+        pause_message=window.pause.message if window.pause else None,
+        anomalies=[kind.value for kind in window.anomalies],
+        seq=seq,
+    )
+
+
+def acting_at(request: web.Request, window_id: str) -> Principal:
+    """Staff act only at the window they are logged in at; managers, admins
+    and the window's devices act at any."""
+    principal = require(request, *(Role(r) for r in WINDOW_ACTORS))
+    window = server_of(request).runtime.engine.window(window_id)
+    if principal.role is Role.STAFF and window.staff != principal.id:
+        raise web.HTTPForbidden(text=f"{principal.id} is not logged in at window {window_id}")
+    return principal
+
+
+async def window_action(
+    request: web.Request, window_id: str, operation: str, *args: Any, **kwargs: Any
+) -> WindowOut:
+    principal = acting_at(request, window_id)
+    stored = await execute(request, operation, window_id, *args, **kwargs)
+    server = server_of(request)
+    detail = {k: v for k, v in kwargs.items() if v is not None}
+    detail.update({"args": [str(a) for a in args]} if args else {})
+    await server.audit.record(principal, f"window.{operation}", window_id, detail)
+    return window_out(server, window_id, last_seq(stored))
+
+
+# ---------------------------------------------------------------- reads
+
+
+@api.get("/hall", summary="The hall now: services with waiting counts, windows", tags=("hall",))
+async def get_hall(request: web.Request) -> dict[str, Any]:
+    return hall_view(server_of(request).runtime)
+
+
+@api.get("/windows", response=list[WindowOut], roles=READERS,
+         summary="Every window's live state", tags=("windows",))
+async def list_windows(request: web.Request) -> list[WindowOut]:
+    server = server_of(request)
+    return [window_out(server, w.id) for w in server.runtime.engine.windows()]
+
+
+@api.get("/windows/{window_id}", response=WindowOut, roles=READERS,
+         summary="One window's live state", tags=("windows",))
+async def get_window(request: web.Request, window_id: str) -> WindowOut:
+    return window_out(server_of(request), server_of(request).runtime.engine.window(window_id).id)
+
+
+@api.get("/tickets/{ticket_id}", response=TicketOut, roles=(*TICKET_TAKERS, "backend"),
+         summary="A ticket of today, with its place in the queue", tags=("tickets",))
+async def get_ticket(request: web.Request, ticket_id: str) -> TicketOut:
+    server = server_of(request)
+    return ticket_out(server, server.runtime.engine.ticket(ticket_id))
+
+
+# ---------------------------------------------------------------- tickets
+
+
+@api.post("/tickets", body=TakeTicket, response=TicketOut, status=201, roles=TICKET_TAKERS,
+          summary="Take a ticket (kiosk, window or console)", tags=("tickets",))
+async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
+    principal = require(request, *(Role(r) for r in TICKET_TAKERS))
+    server = server_of(request)
+    if body.source is Source.ID_CARD and not (body.identity and body.identity.id_number):
+        raise Problem(422, "identity_required", "An ID-card ticket needs the ID number")
+    if body.source is Source.PHONE and not (body.identity and body.identity.phone):
+        raise Problem(422, "identity_required", "A phone ticket needs the phone number")
+    citizen: int | None = None
+    if body.identity is not None:
+        identity = Identity(body.identity.name, body.identity.id_number, body.identity.phone)
+        citizen = await server.citizens.save(identity)
+    try:
+        stored = await execute(
+            request,
+            "issue",
+            body.service,
+            body.source,
+            citizen_ref=None if citizen is None else str(citizen),
+            priority_group=body.priority_group,
+            appointment_slot=body.appointment_slot,
+        )
+    except BaseException:
+        if citizen is not None:
+            await server.citizens.forget(citizen)
+        raise
+    ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
+    if principal.role is not Role.DEVICE:
+        await server.audit.record(principal, "ticket.issue", ticket.id, {"service": body.service})
+    return ticket_out(server, ticket, last_seq(stored))
+
+
+@api.post("/tickets/{ticket_id}/cancel", body=Cancel, response=TicketOut, roles=TICKET_TAKERS,
+          summary="Cancel a ticket", tags=("tickets",))
+async def cancel_ticket(request: web.Request, ticket_id: str, body: Cancel) -> TicketOut:
+    principal = require(request, *(Role(r) for r in TICKET_TAKERS))
+    stored = await execute(request, "cancel", ticket_id, reason=body.reason)
+    server = server_of(request)
+    await server.audit.record(principal, "ticket.cancel", ticket_id, {"reason": body.reason})
+    return ticket_out(server, server.runtime.engine.ticket(ticket_id), last_seq(stored))
+
+
+# ---------------------------------------------------------------- windows
+
+
+@api.post("/windows/{window_id}/login", body=LoginAtWindow, response=WindowOut,
+          roles=WINDOW_ACTORS, summary="Log staff in at a window", tags=("windows",))
+async def login(request: web.Request, window_id: str, body: LoginAtWindow) -> WindowOut:
+    principal = require(request, *(Role(r) for r in WINDOW_ACTORS))
+    if principal.role is Role.STAFF:
+        if body.staff_id not in (None, principal.id):
+            raise web.HTTPForbidden(text="staff log in as themselves")
+        staff_id = principal.id
+    elif body.staff_id is None:
+        raise Problem(422, "staff_required", "Name the staff to log in (staff_id)")
+    else:
+        staff_id = body.staff_id
+    stored = await execute(request, "login", window_id, staff_id)
+    server = server_of(request)
+    await server.audit.record(principal, "window.login", window_id, {"staff_id": staff_id})
+    return window_out(server, window_id, last_seq(stored))
+
+
+def _simple(operation: str, summary: str) -> None:
+    async def handler(request: web.Request, window_id: str) -> WindowOut:
+        return await window_action(request, window_id, operation)
+
+    handler.__name__ = operation
+    path = "/windows/{window_id}/" + operation.replace("_", "-")
+    api.post(path, response=WindowOut, roles=WINDOW_ACTORS, summary=summary, tags=("windows",))(
+        handler
+    )
+
+
+for _operation, _summary in (
+    ("logout", "Log the staff out of a window"),
+    ("call_next", "Call the next ticket by the window's strategy"),
+    ("recall", "Call the current ticket again"),
+    ("start", "The citizen has arrived: service starts"),
+    ("finish", "Service done (a package goes on to its next service)"),
+    ("skip", "The citizen did not come (no-show)"),
+    ("hold", "Park the current citizen, who fetches a document"),
+    ("resume", "End a pause"),
+):
+    _simple(_operation, _summary)
+
+
+@api.post("/windows/{window_id}/call", body=NamedTicket, response=WindowOut,
+          roles=WINDOW_ACTORS, summary="Call a named ticket from the waiting list",
+          tags=("windows",))
+async def call_ticket(request: web.Request, window_id: str, body: NamedTicket) -> WindowOut:
+    return await window_action(request, window_id, "call_ticket", body.ticket_id)
+
+
+@api.post("/windows/{window_id}/release", body=NamedTicket, response=WindowOut,
+          roles=WINDOW_ACTORS, summary="A held citizen is back", tags=("windows",))
+async def release(request: web.Request, window_id: str, body: NamedTicket) -> WindowOut:
+    return await window_action(request, window_id, "release", body.ticket_id)
+
+
+@api.post("/windows/{window_id}/transfer", body=Transfer, response=WindowOut,
+          roles=WINDOW_ACTORS, summary="Transfer the current ticket", tags=("windows",))
+async def transfer(request: web.Request, window_id: str, body: Transfer) -> WindowOut:
+    return await window_action(
+        request, window_id, "transfer", to_service=body.service, to_window=body.window
+    )
+
+
+@api.post("/windows/{window_id}/pause", body=Pause, response=WindowOut, roles=WINDOW_ACTORS,
+          summary="Pause with a reason and a message for the window screen", tags=("windows",))
+async def pause(request: web.Request, window_id: str, body: Pause) -> WindowOut:
+    return await window_action(request, window_id, "pause", body.reason, message=body.message)
+
+
+@api.post("/windows/{window_id}/close", response=WindowOut, roles=MANAGERS,
+          summary="Take a window out of service", tags=("windows",))
+async def close_window(request: web.Request, window_id: str) -> WindowOut:
+    return await window_action(request, window_id, "close_window")
+
+
+@api.post("/windows/{window_id}/open", response=WindowOut, roles=MANAGERS,
+          summary="Put a closed window back in service", tags=("windows",))
+async def open_window(request: web.Request, window_id: str) -> WindowOut:
+    return await window_action(request, window_id, "open_window")
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@api.put("/strategies", body=StrategyIn, roles=MANAGERS, tags=("configuration",),
+         summary="Set the calling strategy for one window, a group, an area or all")
+async def set_strategy(request: web.Request, body: StrategyIn) -> dict[str, Any]:
+    principal = require(request, *(Role(r) for r in MANAGERS))
+    try:
+        spec = StrategySpec.from_json(body.rules)
+    except StrategyError as exc:
+        raise Problem(422, "bad_request", "The strategy is not valid", str(exc)) from exc
+    stored = await execute(request, "set_strategy", spec, scope=body.scope, target=body.target)
+    window_ids = list(stored[0].event.window_ids)
+    await server_of(request).audit.record(
+        principal, "strategy.set", f"{body.scope}:{body.target}", {"rules": spec.to_json()}
+    )
+    return {"windows": window_ids, "rules": spec.to_json(), "seq": last_seq(stored)}
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@api.post("/auth/login", body=StaffLogin, response=SessionOut, tags=("auth",),
+          summary="Staff log in with a password and get a session token")
+async def staff_login(request: web.Request, body: StaffLogin) -> SessionOut:
+    server = server_of(request)
+    principal = await server.staff.authenticate(body.staff_id, body.password)
+    if principal is None:
+        raise Problem(401, "bad_credentials", "Unknown staff or wrong password")
+    principal = Principal(principal.id, principal.role, principal.name, request.remote)
+    token = await server.sessions.create(principal, request.remote)
+    await server.audit.record(principal, "auth.login")
+    return SessionOut(token=token, staff_id=principal.id, role=principal.role.value,
+                      name=principal.name)
+
+
+@api.post("/auth/logout", roles=PEOPLE, tags=("auth",), summary="End this session")
+async def staff_logout(request: web.Request) -> None:
+    principal = require(request)
+    server = server_of(request)
+    header = request.headers.get("Authorization", "")
+    await server.sessions.revoke(header.removeprefix("Bearer ").strip())
+    await server.audit.record(principal, "auth.logout")
+
+
+__all__ = ["PRINCIPAL", "api"]
