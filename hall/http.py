@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hall import backend_routes, routes
 from hall.api.problems import Problem
 from hall.auth import auth_middleware, authorize
-from hall.routes import api
 from hall.server import SERVER, HallServer
 
 INDEX = """SmartHall — {name}
@@ -40,6 +40,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+ROUTE_MODULES = (routes, backend_routes)
+"""Each declares its routes on ``routes.api`` when imported."""
+
+
 def build_app(server: HallServer) -> web.Application:
     app = web.Application(middlewares=[auth_middleware(server.authenticator)])
     app[SERVER] = server
@@ -48,5 +52,5 @@ def build_app(server: HallServer) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/events", server.stream.handle)
-    api.setup(app, authorize=authorize)
+    routes.api.setup(app, authorize=authorize)
     return app

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hall.api.problems import Problem
 from hall.api.routing import Api
@@ -74,11 +74,23 @@ class IdentityIn(BaseModel):
 
 
 class TakeTicket(BaseModel):
-    service: str = Field(description="A service id or a package id")
+    service: str | None = Field(None, description="A service id or a package id")
     source: Source = Source.WALK_IN
     identity: IdentityIn | None = None
     priority_group: str | None = None
-    appointment_slot: datetime | None = None
+    appointment_code: str | None = Field(
+        None, max_length=32, description="Check in a booked appointment (the service is its own)"
+    )
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> TakeTicket:
+        if (self.service is None) == (self.appointment_code is None):
+            raise ValueError("give a service or an appointment_code, not both")
+        if self.appointment_code is not None:
+            self.source = Source.APPOINTMENT
+        elif self.source is Source.APPOINTMENT:
+            raise ValueError("an appointment ticket is taken with its appointment_code")
+        return self
 
 
 class TicketText(BaseModel):
@@ -283,6 +295,9 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
         raise Problem(422, "identity_required", "An ID-card ticket needs the ID number")
     if body.source is Source.PHONE and not (body.identity and body.identity.phone):
         raise Problem(422, "identity_required", "A phone ticket needs the phone number")
+    if body.appointment_code is not None:
+        return await check_in(request, principal, body.appointment_code)
+    assert body.service is not None
     citizen: int | None = None
     if body.identity is not None:
         identity = Identity(body.identity.name, body.identity.id_number, body.identity.phone)
@@ -295,7 +310,6 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
             body.source,
             citizen_ref=None if citizen is None else str(citizen),
             priority_group=body.priority_group,
-            appointment_slot=body.appointment_slot,
         )
     except BaseException:
         if citizen is not None:
@@ -304,6 +318,35 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
     if principal.role is not Role.DEVICE:
         await server.audit.record(principal, "ticket.issue", ticket.id, {"service": body.service})
+    return ticket_out(server, ticket, last_seq(stored))
+
+
+async def check_in(request: web.Request, principal: Principal, code: str) -> TicketOut:
+    """An appointment becomes a ticket that the strategy calls at its slot
+    (Q1). The booking is claimed first, so one code gives one ticket."""
+    server = server_of(request)
+    appointment = await server.backend.claim(code)
+    if appointment is None:
+        known = await server.backend.appointment(code)
+        if known is None:
+            raise Problem(404, "unknown_appointment", f"No appointment {code!r}")
+        raise Problem(409, "appointment_not_bookable", f"The appointment is {known.status}")
+    try:
+        stored = await execute(
+            request,
+            "issue",
+            appointment.service,
+            Source.APPOINTMENT,
+            citizen_ref=None if appointment.citizen_id is None else str(appointment.citizen_id),
+            appointment_slot=appointment.slot_start,
+        )
+    except BaseException:
+        await server.backend.unclaim(code)
+        raise
+    ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
+    await server.backend.checked_in(code, ticket.id)
+    if principal.role is not Role.DEVICE:
+        await server.audit.record(principal, "appointment.check_in", ticket.id, {"code": code})
     return ticket_out(server, ticket, last_seq(stored))
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hall.audit import AuditLog
 from hall.auth import Authenticator, SessionStore, StaffStore, TokenTable
+from hall.backend import BackendStore
 from hall.bus import EventBus
 from hall.citizens import CitizenStore
 from hall.clock import Clock
@@ -26,6 +27,7 @@ class HallServer:
     pool: asyncpg.Pool
     runtime: HallRuntime
     citizens: CitizenStore
+    backend: BackendStore
     audit: AuditLog
     staff: StaffStore
     sessions: SessionStore
@@ -40,12 +42,14 @@ class HallServer:
         hall_id = config.layout.hall_id
         runtime = HallRuntime(config, clock, EventBus(), pool)
         sessions = SessionStore(pool, config.auth.session_ttl)
-        stream = EventStream(runtime)
+        citizens = CitizenStore(pool, Vault(data_key), hall_id)
+        stream = EventStream(runtime, identities=citizens.load)
         return cls(
             config=config,
             pool=pool,
             runtime=runtime,
-            citizens=CitizenStore(pool, Vault(data_key), hall_id),
+            citizens=citizens,
+            backend=BackendStore(pool, hall_id),
             audit=AuditLog(pool, hall_id),
             staff=StaffStore(pool),
             sessions=sessions,

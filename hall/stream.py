@@ -8,6 +8,10 @@ its backlog is read from the database, and whatever the live feed brings that
 the backlog already covered is skipped by sequence number. Each client has a
 bounded queue; a client that falls that far behind is disconnected with a
 reason that says where to resume, instead of slowing the hall down.
+
+Events carry no personal data. A ``ticket.issued`` with a citizen gets a
+``citizen`` member: in clear for the approval backend, which pre-fills its
+application form with it (Q5), masked for staff, absent for everyone else.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from hall.auth import PRINCIPAL, Role
 from hall.eventstore import StoredEvent
+from hall.pii import Identity
 from hall.runtime import HallRuntime
 from queueing import Event, Layout
 
@@ -40,6 +46,7 @@ class Subscription:
     types: frozenset[str]
     prefixes: tuple[str, ...]
     queue: asyncio.Queue[StoredEvent]
+    identity: Literal["clear", "masked", "none"] = "none"
     last_sent: int = 0
     overflowed: bool = False
 
@@ -52,9 +59,16 @@ class Subscription:
 
 
 class EventStream:
-    def __init__(self, runtime: HallRuntime, *, max_queue: int = 2000) -> None:
+    def __init__(
+        self,
+        runtime: HallRuntime,
+        *,
+        max_queue: int = 2000,
+        identities: Callable[[int], Awaitable[Identity | None]] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.max_queue = max_queue
+        self.identities = identities
         self.subscriptions: set[Subscription] = set()
         runtime.bus.subscribe(self._deliver)
 
@@ -98,11 +112,19 @@ class EventStream:
         unknown = [a for a in areas if a not in self.runtime.config.layout.areas]
         if unknown:
             raise web.HTTPBadRequest(text=f"unknown area {unknown[0]!r}")
+        principal = request.get(PRINCIPAL)
+        role = principal.role if principal is not None else None
+        identity: Literal["clear", "masked", "none"] = (
+            "clear" if role is Role.BACKEND
+            else "masked" if role in (Role.STAFF, Role.MANAGER, Role.ADMIN)
+            else "none"
+        )
         return Subscription(
             areas=frozenset(areas),
             types=frozenset(t for t in types if not t.endswith("*")),
             prefixes=tuple(t[:-1] for t in types if t.endswith("*")),
             queue=asyncio.Queue(self.max_queue),
+            identity=identity,
         )
 
     async def _send_backlog(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
@@ -111,7 +133,7 @@ class EventStream:
             page = await self.runtime.store.read_since(subscription.last_sent, BACKLOG_PAGE)
             for stored in page:
                 if subscription.wants(stored, areas_of(stored.event, layout)):
-                    await ws.send_str(_encode(stored))
+                    await ws.send_str(await self._render(stored, subscription))
                 subscription.last_sent = stored.seq
             if len(page) < BACKLOG_PAGE:
                 return
@@ -136,10 +158,20 @@ class EventStream:
                 stored = getter.result()
                 if stored.seq <= subscription.last_sent:
                     continue
-                await ws.send_str(_encode(stored))
+                await ws.send_str(await self._render(stored, subscription))
                 subscription.last_sent = stored.seq
         finally:
             incoming.cancel()
+
+    async def _render(self, stored: StoredEvent, subscription: Subscription) -> str:
+        wire = stored.to_wire()
+        citizen = wire.get("citizen_ref")
+        if subscription.identity != "none" and citizen and self.identities is not None:
+            identity = await self.identities(int(citizen))
+            if identity is not None:
+                shown = identity if subscription.identity == "clear" else identity.masked()
+                wire["citizen"] = asdict(shown)
+        return json.dumps(wire, ensure_ascii=False)
 
     async def _too_slow(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         reason = f"too slow; reconnect with since={subscription.last_sent}"
@@ -156,8 +188,6 @@ def _since(request: web.Request) -> int | None:
     return int(raw)
 
 
-def _encode(stored: StoredEvent) -> str:
-    return json.dumps(stored.to_wire(), ensure_ascii=False)
 
 
 def areas_of(event: Event, layout: Layout) -> frozenset[str] | None:
