@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from aiohttp import web
 
+from hall import logs
 from hall.clock import Clock, SimulatedClock, WallClock
 from hall.config import ConfigError, HallConfig, load_hall_config
 from hall.demo import DemoActivity
@@ -46,6 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--speed", type=float, default=10.0, help="demo clock speed, hall seconds per second"
     )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="json: one object per line, for a log collector",
+    )
     return parser.parse_args(argv)
 
 
@@ -137,10 +142,7 @@ async def listen(config: HallConfig, args: argparse.Namespace, server: HallServe
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logs.configure(args.log_level, args.log_format)
     try:
         config = load_hall_config(args.config)
     except ConfigError as exc:

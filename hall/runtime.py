@@ -136,18 +136,25 @@ class HallRuntime:
         )
 
     async def keep_time(self, every_hall_seconds: float = 30.0) -> None:
-        """Raise and clear anomalies as time passes; roll over at the set hour."""
+        """Tick every ``every_hall_seconds`` of hall time, for as long as the hall runs."""
         while True:
             await asyncio.sleep(self.clock.seconds(every_hall_seconds))
             if not self.ready:
                 continue
             try:
-                if self.is_next_day(self.clock.now()):
-                    log.info("rolling over to %s", self.clock.now().date())
-                    await self.open_day()
-                await self.execute("check_clock")
+                await self.tick()
             except Exception:
                 log.exception("the hall's clock tick failed; the next one tries again")
+
+    async def tick(self) -> list[StoredEvent]:
+        """Roll over at the configured hour (open tickets expire, numbering
+        restarts), then raise and clear attendance anomalies."""
+        stored: list[StoredEvent] = []
+        if self.is_next_day(self.clock.now()):
+            log.info("rolling over to %s", self.clock.now().date())
+            stored += await self.open_day()
+        stored += await self.execute("check_clock")
+        return stored
 
     def _commit_failed(self, error: BaseException) -> None:
         if self.ready:

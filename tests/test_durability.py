@@ -131,3 +131,26 @@ async def test_a_failed_commit_acknowledges_nothing_and_the_hall_recovers(
     assert again[0].event.number == "A002"  # type: ignore[attr-defined]
     assert again[0].seq == limit + 1
     await runtime.stop()
+
+
+async def test_the_running_hall_rolls_over_at_the_configured_hour(pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    runtime = await started(pool, clock)
+    await runtime.execute("login", "W1", "zhang")
+    waiting = await runtime.execute("issue", "biz", Source.WALK_IN)
+    clock.moment = (OPENING + timedelta(days=1)).replace(hour=2, minute=59)
+    await runtime.tick()
+    assert runtime.engine.day == OPENING.date()
+    clock.moment = clock.moment.replace(hour=3, minute=0)
+    stored = await runtime.tick()
+    assert [s.event.type for s in stored][:2] == ["ticket.expired", "window.logged_out"]
+    assert runtime.engine.day == clock.moment.date()
+    await runtime.execute("login", "W1", "zhang")
+    fresh = await runtime.execute("issue", "biz", Source.WALK_IN)
+    assert fresh[0].event.number == "A001"  # type: ignore[attr-defined]
+    history = await pool.fetchval(
+        "SELECT count(*) FROM hall_events WHERE type = 'ticket.issued' AND day = $1",
+        OPENING.date(),
+    )
+    assert history == 1 and waiting[0].day == OPENING.date()
+    await runtime.stop()

@@ -103,3 +103,18 @@ def test_a_port_in_use_is_reported_with_what_to_do(db_url: str) -> None:
     assert server.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "HALL_PORT" in err
+
+
+def test_json_logs_are_one_object_per_line_with_their_fields() -> None:
+    import logging
+
+    from hall.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {"name": "hall.runtime", "levelname": "INFO", "msg": "restored %d events",
+         "args": (12,), "hall": "jiangyang"}
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["logger"], entry["level"], entry["msg"]) == ("hall.runtime", "info",
+                                                               "restored 12 events")
+    assert entry["hall"] == "jiangyang"
