@@ -25,7 +25,7 @@ from hall.clock import Clock
 from hall.committer import GroupCommitter
 from hall.config import HallConfig, StrategyAssignment
 from hall.eventstore import EventStore, StoredEvent
-from queueing import Engine, Event
+from queueing import Engine, Event, Rejected
 from queueing.events import DayStarted
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,25 @@ class HallRuntime:
         return stored
 
     async def open_day(self) -> list[StoredEvent]:
-        """Start today's business day with the configured strategies; the most
-        specific assignment is applied last, so it wins where they overlap."""
-        stored = await self.execute("start_day", self.clock.now().date())
+        """Start today's business day with the configured strategies, in one
+        commit: a crash can leave the day unstarted, never started without
+        its strategies. The most specific assignment is applied last, so it
+        wins where they overlap."""
+        if not self.ready:
+            raise Unavailable("the hall is recovering its storage; try again shortly")
+        engine = self.engine
+        day = engine.day
+        now = self.clock.now()
+        events = engine.start_day(now.date(), now=now)
         for assignment in sorted(self.config.strategy_assignments, key=_specificity):
-            stored += await self.execute(
-                "set_strategy", assignment.spec, scope=assignment.scope, target=assignment.target
-            )
-        return stored
+            try:
+                events += engine.set_strategy(
+                    assignment.spec, now=now, scope=assignment.scope, target=assignment.target
+                )
+            except Rejected as refused:
+                log.error("strategy for %s %r not applied: %s",
+                          assignment.scope, assignment.target, refused)
+        return await self.committer.submit(self._number(day, events))
 
     def is_next_day(self, now: datetime) -> bool:
         return (

@@ -4,18 +4,21 @@ is the hall it was; a storage failure loses nothing that was acknowledged."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from hall.bus import EventBus
 from hall.committer import CommitFailed
+from hall.config import StrategyAssignment
 from hall.eventstore import StoredEvent
-from hall.runtime import Unavailable
-from queueing import Source
+from hall.runtime import HallRuntime, Unavailable
+from queueing import Source, StrategySpec
 from tests.engine_kit import OPENING
-from tests.hall_kit import ManualClock, started
+from tests.hall_kit import CONFIG, ManualClock, started
 
 
 async def stored_seqs(pool: asyncpg.Pool) -> list[int]:
@@ -153,4 +156,24 @@ async def test_the_running_hall_rolls_over_at_the_configured_hour(pool: asyncpg.
         OPENING.date(),
     )
     assert history == 1 and waiting[0].day == OPENING.date()
+    await runtime.stop()
+
+
+async def test_a_day_starts_with_its_configured_strategies_in_one_commit(
+    pool: asyncpg.Pool,
+) -> None:
+    config = replace(
+        CONFIG,
+        strategy_assignments=(
+            StrategyAssignment("group", "front", StrategySpec.of("weighted")),
+            StrategyAssignment("window", "W3", StrategySpec.of("service_priority")),
+        ),
+    )
+    batches: list[int] = []
+    runtime = HallRuntime(config, ManualClock(), EventBus(), pool)
+    runtime.committer.observe = lambda seconds, size: batches.append(size)
+    await runtime.start()
+    types = await pool.fetch("SELECT type FROM hall_events ORDER BY seq")
+    assert [row["type"] for row in types] == ["day.started"] + ["window.strategy_changed"] * 2
+    assert batches == [3]
     await runtime.stop()
