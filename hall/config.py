@@ -14,7 +14,9 @@ file (``windows[0]`` is the first ``[[windows]]``).
 The optional ``[auth]`` table (G3) holds no secret: bearer tokens for the
 backend and devices appear only as their SHA-256, and the staff accounts it
 seeds at start-up only as argon2 hashes, so the file can be read, copied and
-versioned like any other.
+versioned like any other. Its optional ``[auth.oidc]`` table, for halls whose
+staff log in through a unified OpenID Connect provider, names the environment
+variable that holds the client secret, never the secret itself.
 
 Ticket texts (Q3) usually sit on their service or package. A ``[tickets.<id>]``
 table may give them instead, for halls whose catalog is synced from the
@@ -24,6 +26,7 @@ backend (Q9) while the ticket wording stays the hall's own.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 import tomllib
@@ -33,6 +36,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Literal, NamedTuple, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from argon2 import extract_parameters
@@ -139,6 +143,30 @@ class StaffEntry:
     """An argon2 hash; the clear password is never in the file."""
 
 
+DEFAULT_OIDC_SCOPES = ("openid", "profile")
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Staff login through an OpenID Connect provider (``[auth.oidc]``)."""
+
+    issuer: str
+    """The provider's issuer URL; discovery is read from below it."""
+    client_id: str
+    client_secret_env: str
+    """Name of the environment variable holding the client secret: the secret
+    stays out of the file, which is versioned and copied around."""
+    redirect_url: str
+    """Where the provider sends the browser back: the hall's callback, or a
+    console page that passes the query string on to it."""
+    scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
+    staff_claim: str = "sub"
+    """The ID token claim matched against ``staff.oidc_subject``: one that the
+    provider assigns, never one its users can edit (a display name, an email)."""
+    role_claim: str | None = None
+    """When set, the ID token claim whose value becomes the staff member's role."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """Authentication settings; the defaults let a hall run with no ``[auth]``."""
@@ -146,6 +174,7 @@ class AuthConfig:
     session_hours: float = 12.0
     tokens: tuple[TokenEntry, ...] = ()
     staff: tuple[StaffEntry, ...] = ()
+    oidc: OidcConfig | None = None
 
     @property
     def session_ttl(self) -> timedelta:
@@ -239,6 +268,8 @@ def _lower_first(text: str) -> str:
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PREFIX = re.compile(r"[A-Z]{1,2}")
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+_SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _id(value: str) -> str:
@@ -271,6 +302,65 @@ def _argon2_hash(value: str) -> str:
     except InvalidHashError:
         raise ValueError("is not a well-formed argon2 hash") from None
     return value
+
+
+def _env_name(value: str) -> str:
+    """Capitals only: a name like OIDC_CLIENT_SECRET, which a pasted random
+    secret almost never looks like."""
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            "must be the name of an environment variable (capital letters, digits, '_'), "
+            "not the secret itself"
+        )
+    return value
+
+
+def _no_secret(value: object) -> object:
+    raise ValueError(
+        "the client secret must not be in the file; put it in an environment variable "
+        "and name that in client_secret_env"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _issuer(value: str) -> str:
+    """OpenID Connect Discovery: https, no query or fragment. Plain http only
+    on this machine, for tests and a provider a developer runs locally, since
+    the keys that sign ID tokens are fetched from here."""
+    parts = urlsplit(value)
+    if not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an absolute URL without query or fragment")
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname)):
+        return value
+    raise ValueError("must be an https URL (plain http only on 127.0.0.1 or localhost)")
+
+
+def _redirect_url(value: str) -> str:
+    """RFC 6749 section 3.1.2: absolute, without fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        raise ValueError("must be an absolute http(s) URL without fragment")
+    return value
+
+
+def _scope(value: str) -> str:
+    if not _SCOPE.fullmatch(value):
+        raise ValueError("must be one scope: printable ASCII without spaces, quotes or '\\'")
+    return value
+
+
+def _has_openid(values: list[str]) -> list[str]:
+    if "openid" not in values:
+        raise ValueError("must include 'openid'")
+    return values
 
 
 def _text(value: str) -> str:
@@ -323,6 +413,14 @@ _Prefix = Annotated[str, AfterValidator(_prefix)]
 _Text = Annotated[str, AfterValidator(_text)]
 _Sha256Hex = Annotated[str, AfterValidator(_sha256_hex)]
 _Argon2Hash = Annotated[str, AfterValidator(_argon2_hash)]
+_EnvName = Annotated[str, AfterValidator(_env_name)]
+_Issuer = Annotated[str, AfterValidator(_issuer)]
+_RedirectUrl = Annotated[str, AfterValidator(_redirect_url)]
+_Scopes = Annotated[
+    list[Annotated[str, AfterValidator(_scope)]],
+    AfterValidator(_distinct),
+    AfterValidator(_has_openid),
+]
 _Interval = Annotated[tuple[time, time], PlainValidator(_interval)]
 _Intervals = Annotated[
     list[_Interval], Field(min_length=1), AfterValidator(_intervals_fit_together)
@@ -457,10 +555,23 @@ class _StaffTable(_Table):
     password_hash: _Argon2Hash
 
 
+class _OidcTable(_Table):
+    issuer: _Issuer
+    client_id: _Text
+    client_secret_env: _EnvName
+    client_secret: Annotated[object, PlainValidator(_no_secret)] = None
+    """Never accepted: present only to say so in words a hall manager follows."""
+    redirect_url: _RedirectUrl
+    scopes: _Scopes = Field(default_factory=lambda: list(DEFAULT_OIDC_SCOPES))
+    staff_claim: _Text = "sub"
+    role_claim: _Text | None = None
+
+
 class _AuthTable(_Table):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 7)
     tokens: list[_TokenTable] = Field(default_factory=list)
     staff: list[_StaffTable] = Field(default_factory=list)
+    oidc: _OidcTable | None = None
 
 
 class _HallFile(_Table):
@@ -739,4 +850,17 @@ def _auth(auth: _AuthTable) -> AuthConfig:
         staff=tuple(
             StaffEntry(item.id, item.name, item.role, item.password_hash) for item in auth.staff
         ),
+        oidc=_oidc(auth.oidc) if auth.oidc is not None else None,
+    )
+
+
+def _oidc(oidc: _OidcTable) -> OidcConfig:
+    return OidcConfig(
+        issuer=oidc.issuer,
+        client_id=oidc.client_id,
+        client_secret_env=oidc.client_secret_env,
+        redirect_url=oidc.redirect_url,
+        scopes=tuple(oidc.scopes),
+        staff_claim=oidc.staff_claim,
+        role_claim=oidc.role_claim,
     )

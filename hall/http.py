@@ -8,6 +8,7 @@ from aiohttp import web
 from hall import backend_routes, routes
 from hall.api.problems import Problem
 from hall.auth import auth_middleware, authorize
+from hall.oidc import OidcLogin, add_oidc_routes
 from hall.server import SERVER, HallServer
 
 INDEX = """SmartHall — {name}
@@ -53,4 +54,7 @@ def build_app(server: HallServer) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/events", server.stream.handle)
     routes.api.setup(app, authorize=authorize)
+    oidc = server.config.auth.oidc
+    if oidc is not None:
+        add_oidc_routes(app, OidcLogin(oidc, server.pool, server.sessions, server.audit))
     return app

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hall.auth import hash_password, token_sha256
-from hall.config import AuthConfig, StaffEntry, TokenEntry
+from hall.config import AuthConfig, OidcConfig, StaffEntry, TokenEntry
 from hall.http import build_app
 from hall.server import HallServer
 from tests.hall_kit import CONFIG, serving
@@ -270,3 +270,18 @@ async def test_no_malformed_body_gets_a_500_anywhere(hall: tuple[HallServer, Cli
                     headers={**manager, "Content-Type": "application/json"},
                 )
                 assert response.status < 500, (method, path, body[:40], await response.text())
+
+
+async def test_a_hall_with_an_identity_provider_offers_oidc_login(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_OIDC_SECRET", "s3cret")
+    oidc = OidcConfig(
+        issuer="http://127.0.0.1:9/idp", client_id="hall", client_secret_env="TEST_OIDC_SECRET",
+        redirect_url="http://127.0.0.1:8080/api/v1/auth/oidc/callback",
+    )
+    server = await serving(pool, config=replace(HALL, auth=replace(AUTH, oidc=oidc)))
+    async with TestClient(TestServer(build_app(server))) as client:
+        response = await client.get("/api/v1/auth/oidc/start", allow_redirects=False)
+        assert (response.status, (await response.json())["code"]) == (502, "oidc_provider_error")
+    await server.stop()

@@ -14,6 +14,7 @@ from hall.config import (
     AuthConfig,
     ConfigError,
     HallConfig,
+    OidcConfig,
     StaffEntry,
     TicketText,
     TokenEntry,
@@ -651,3 +652,114 @@ def test_duplicate_accounts_and_tokens_are_reported(tmp_path: Path) -> None:
 def test_session_hours_out_of_range_are_reported(tmp_path: Path, hours: int) -> None:
     [line] = problems(tmp_path, f"[auth]\nsession_hours = {hours}\n")
     assert line.startswith("auth.session_hours: input should be ")
+
+
+# --- OpenID Connect -------------------------------------------------------------
+
+OIDC = """\
+[auth.oidc]
+issuer = "https://idp.example.gov.cn/realms/staff"
+client_id = "smarthall-jiangyang"
+client_secret_env = "HALL_OIDC_CLIENT_SECRET"
+redirect_url = "https://hall.example.gov.cn/api/v1/auth/oidc/callback"
+"""
+
+
+def test_without_an_oidc_table_there_is_no_oidc_login(tmp_path: Path) -> None:
+    assert load(tmp_path, "[auth]\nsession_hours = 8\n").auth.oidc is None
+
+
+def test_the_oidc_table_is_read_with_its_defaults(tmp_path: Path) -> None:
+    assert load(tmp_path, OIDC).auth.oidc == OidcConfig(
+        issuer="https://idp.example.gov.cn/realms/staff",
+        client_id="smarthall-jiangyang",
+        client_secret_env="HALL_OIDC_CLIENT_SECRET",
+        redirect_url="https://hall.example.gov.cn/api/v1/auth/oidc/callback",
+        scopes=("openid", "profile"),
+        staff_claim="sub",
+        role_claim=None,
+    )
+
+
+def test_oidc_scopes_and_claims_can_be_set(tmp_path: Path) -> None:
+    extra = OIDC + 'scopes = ["openid", "employee"]\nstaff_claim = "employee_no"\n'
+    oidc = load(tmp_path, extra + 'role_claim = "hall_role"\n').auth.oidc
+    assert oidc is not None
+    assert (oidc.scopes, oidc.staff_claim, oidc.role_claim) == (
+        ("openid", "employee"),
+        "employee_no",
+        "hall_role",
+    )
+
+
+def test_a_client_secret_in_the_file_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, OIDC + 'client_secret = "s3cret-value"\n') == [
+        "auth.oidc.client_secret: the client secret must not be in the file; put it in an "
+        "environment variable and name that in client_secret_env"
+    ]
+
+
+@pytest.mark.parametrize("value", ["Zk3q-9vQ_x7Lm2pR", "hall_oidc_secret", "1SECRET", ""])
+def test_client_secret_env_must_be_a_variable_name(tmp_path: Path, value: str) -> None:
+    text = OIDC.replace('"HALL_OIDC_CLIENT_SECRET"', f'"{value}"')
+    assert problems(tmp_path, text) == [
+        "auth.oidc.client_secret_env: must be the name of an environment variable "
+        "(capital letters, digits, '_'), not the secret itself"
+    ]
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://127.0.0.1:8900", "http://localhost:8900/realms/x", "http://[::1]:8900"]
+)
+def test_a_plain_http_issuer_is_accepted_on_this_machine(tmp_path: Path, issuer: str) -> None:
+    text = OIDC.replace("https://idp.example.gov.cn/realms/staff", issuer)
+    oidc = load(tmp_path, text).auth.oidc
+    assert oidc is not None
+    assert oidc.issuer == issuer
+
+
+def test_a_plain_http_issuer_elsewhere_is_refused(tmp_path: Path) -> None:
+    text = OIDC.replace("https://", "http://", 1)
+    assert problems(tmp_path, text) == [
+        "auth.oidc.issuer: must be an https URL (plain http only on 127.0.0.1 or localhost)"
+    ]
+
+
+NOT_AN_ISSUER = "must be an absolute URL without query or fragment"
+NOT_A_REDIRECT = "must be an absolute http(s) URL without fragment"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("issuer", "https://idp.example/?realm=x", NOT_AN_ISSUER),
+        ("redirect_url", "/api/v1/auth/oidc/callback", NOT_A_REDIRECT),
+        ("redirect_url", "https://hall.example/cb#top", NOT_A_REDIRECT),
+    ],
+)
+def test_malformed_oidc_urls_are_reported(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    lines = [line for line in OIDC.splitlines() if not line.startswith(f"{key} =")]
+    text = "\n".join([*lines, f'{key} = "{value}"', ""])
+    assert problems(tmp_path, text) == [f"auth.oidc.{key}: {message}"]
+
+
+def test_oidc_scopes_must_include_openid(tmp_path: Path) -> None:
+    assert problems(tmp_path, OIDC + 'scopes = ["profile"]\n') == [
+        "auth.oidc.scopes: must include 'openid'"
+    ]
+
+
+def test_an_oidc_scope_with_a_space_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, OIDC + 'scopes = ["openid profile"]\n') == [
+        "auth.oidc.scopes[0]: must be one scope: printable ASCII without spaces, quotes or '\\'"
+    ]
+
+
+def test_missing_oidc_keys_are_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[auth.oidc]\nissuer = "https://idp.example"\n') == [
+        "auth.oidc.client_id: required key is missing",
+        "auth.oidc.client_secret_env: required key is missing",
+        "auth.oidc.redirect_url: required key is missing",
+    ]
