@@ -276,6 +276,64 @@ async def get_window(request: web.Request, window_id: str) -> WindowOut:
     return window_out(server_of(request), server_of(request).runtime.engine.window(window_id).id)
 
 
+class ServiceOut(BaseModel):
+    id: str
+    name: str
+    category: str
+    prefix: str
+    open: bool
+    waiting: int
+    open_windows: int
+    estimated_minutes: float | None
+    daily_quota: int | None
+    issued_today: int
+    text: TicketText | None
+
+
+class TicketQuery(BaseModel):
+    status: str | None = Field(None, description="waiting, called, serving, held, finished...")
+    service: str | None = None
+    limit: int = Field(200, ge=1, le=5000)
+
+
+@api.get("/services", response=list[ServiceOut], tags=("services",),
+         summary="Services with waiting counts, estimates and their ticket text (Q4, Q14)")
+async def list_services(request: web.Request) -> list[ServiceOut]:
+    server = server_of(request)
+    engine = server.runtime.engine
+    now = server.runtime.clock.now()
+    found = []
+    for service in engine.layout.services.values():
+        estimate = engine.service_estimate(service.id)
+        text = server.config.tickets.get(service.id)
+        found.append(ServiceOut(
+            id=service.id, name=service.name, category=service.category, prefix=service.prefix,
+            open=service.hours.is_open(now) and estimate.open_windows > 0,
+            waiting=estimate.people_ahead, open_windows=estimate.open_windows,
+            estimated_minutes=None if estimate.minutes is None else round(estimate.minutes, 1),
+            daily_quota=service.daily_quota, issued_today=engine.issued_today(service.id),
+            text=None if text is None else TicketText(
+                direction=text.direction, materials=list(text.materials), notice=text.notice),
+        ))
+    return found
+
+
+@api.get("/tickets", query=TicketQuery, response=list[TicketOut], roles=READERS,
+         summary="Today's tickets, oldest first", tags=("tickets",))
+async def list_tickets(request: web.Request, query: TicketQuery) -> list[TicketOut]:
+    server = server_of(request)
+    found = []
+    for ticket in server.runtime.engine.tickets():
+        if query.status is not None and ticket.status.value != query.status:
+            continue
+        if query.service is not None and ticket.service != query.service:
+            continue
+        found.append(ticket_out(server, ticket))
+        if len(found) >= query.limit:
+            break
+    return found
+
+
 @api.get("/tickets/{ticket_id}", response=TicketOut, roles=(*TICKET_TAKERS, "backend"),
          summary="A ticket of today, with its place in the queue", tags=("tickets",))
 async def get_ticket(request: web.Request, ticket_id: str) -> TicketOut:

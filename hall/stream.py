@@ -38,6 +38,8 @@ TOO_SLOW = 4008
 """Close code for a client that fell behind (4000-4999: application codes)."""
 
 BACKLOG_PAGE = 1000
+ENCODED_KEPT = 4096
+"""Recent events kept encoded; a subscriber further behind encodes its own."""
 
 
 @dataclass(eq=False)
@@ -70,6 +72,7 @@ class EventStream:
         self.max_queue = max_queue
         self.identities = identities
         self.subscriptions: set[Subscription] = set()
+        self._encoded: dict[int, str] = {}
         runtime.bus.subscribe(self._deliver)
 
     def _deliver(self, events: Sequence[StoredEvent]) -> None:
@@ -164,14 +167,26 @@ class EventStream:
             incoming.cancel()
 
     async def _render(self, stored: StoredEvent, subscription: Subscription) -> str:
+        citizen = getattr(stored.event, "citizen_ref", None)
+        if subscription.identity == "none" or not citizen or self.identities is None:
+            return self._plain(stored)
         wire = stored.to_wire()
-        citizen = wire.get("citizen_ref")
-        if subscription.identity != "none" and citizen and self.identities is not None:
-            identity = await self.identities(int(citizen))
-            if identity is not None:
-                shown = identity if subscription.identity == "clear" else identity.masked()
-                wire["citizen"] = asdict(shown)
+        identity = await self.identities(int(citizen))
+        if identity is not None:
+            shown = identity if subscription.identity == "clear" else identity.masked()
+            wire["citizen"] = asdict(shown)
         return json.dumps(wire, ensure_ascii=False)
+
+    def _plain(self, stored: StoredEvent) -> str:
+        """One encoding per event, shared by every subscriber: with hundreds of
+        screens connected, encoding per subscriber cost more than the rest."""
+        text = self._encoded.get(stored.seq)
+        if text is None:
+            text = json.dumps(stored.to_wire(), ensure_ascii=False)
+            self._encoded[stored.seq] = text
+            if len(self._encoded) > ENCODED_KEPT:
+                del self._encoded[next(iter(self._encoded))]
+        return text
 
     async def _too_slow(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         reason = f"too slow; reconnect with since={subscription.last_sent}"

@@ -417,6 +417,10 @@ class Engine(HallState):
     def waiting_count(self, service_id: str) -> int:
         return len(self._queues[service_id].main)
 
+    def issued_today(self, service_id: str) -> int:
+        """Tickets issued for the service today, what its daily quota counts."""
+        return self._issued[service_id]
+
     def waiting_list(self, window_id: str, limit: int = 50) -> list[Ticket]:
         """Tickets this window may call, in queue order: the clerk's list."""
         window = self._window(window_id)

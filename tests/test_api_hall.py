@@ -285,3 +285,26 @@ async def test_a_hall_with_an_identity_provider_offers_oidc_login(
         response = await client.get("/api/v1/auth/oidc/start", allow_redirects=False)
         assert (response.status, (await response.json())["code"]) == (502, "oidc_provider_error")
     await server.stop()
+
+
+async def test_services_list_waiting_counts_estimates_and_ticket_text(
+    hall: tuple[HallServer, Client],
+) -> None:
+    _, client = hall
+    await open_window(client, "W1", "zhang")
+    await take(client, {"service": "tax"})
+    services = {s["id"]: s for s in await (await client.get("/api/v1/services")).json()}
+    assert (services["tax"]["waiting"], services["tax"]["open"]) == (1, True)
+    assert services["tax"]["estimated_minutes"] == 6.0
+    assert (services["fund"]["open"], services["fund"]["estimated_minutes"]) == (False, None)
+
+
+async def test_tickets_can_be_listed_by_status(hall: tuple[HallServer, Client]) -> None:
+    _, client = hall
+    headers = await open_window(client, "W1", "zhang")
+    for _ in range(3):
+        await take(client, {"service": "biz"})
+    await client.post("/api/v1/windows/W1/call-next", headers=headers)
+    waiting = await (await client.get("/api/v1/tickets?status=waiting", headers=headers)).json()
+    assert [t["number"] for t in waiting] == ["A002", "A003"]
+    assert [t["people_ahead"] for t in waiting] == [0, 1]

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
 
 from hall.audit import AuditLog
 from hall.auth import Principal, Role
 
 MANAGER = Principal("liuyang", Role.MANAGER, "刘洋", "10.20.0.7")
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_a_record_holds_who_what_when_and_from_where(pool: asyncpg.Pool) -> None:

@@ -42,15 +42,6 @@ DEVICE_TOKEN = "kiosk-token-for-tests"
 
 
 @pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
 async def staff(pool: asyncpg.Pool) -> StaffStore:
     store = StaffStore(pool)
     await store.add("zhangwei", "张伟", Role.STAFF, PASSWORD)

@@ -3,8 +3,6 @@ through the keyed hash alone (G3)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
@@ -12,15 +10,6 @@ from hall.citizens import CitizenStore
 from hall.pii import DataKey, Identity, Vault, VaultError
 
 CLEAR = Identity(name="张小三", id_number="51010419900101123X", phone="13812345678")
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 @pytest.fixture

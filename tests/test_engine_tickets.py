@@ -420,3 +420,10 @@ def test_a_refused_issue_changes_nothing() -> None:
     assert hall.engine.snapshot() == before
     assert len(hall.log) == log_length
     assert hall.engine.waiting_count("house") == 3
+
+
+def test_issued_today_counts_what_the_quota_counts() -> None:
+    hall = Hall(logged_in=("W4",))
+    for _ in range(2):
+        hall.do("cancel", hall.take("house"))
+    assert hall.engine.issued_today("house") == 2
