@@ -16,9 +16,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
+from hall.audit import AuditEntry, write_entries
 from hall.eventstore import EventStore, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,13 @@ log = logging.getLogger(__name__)
 
 class CommitFailed(Exception):
     """The events were not written; nothing of the operation happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    events: list[StoredEvent]
+    audits: tuple[AuditEntry, ...]
+    future: asyncio.Future[list[StoredEvent]]
 
 
 class GroupCommitter:
@@ -47,15 +56,18 @@ class GroupCommitter:
         self.observe = observe
         """Told (seconds, events) after every commit; metrics plug in here."""
         self._max_batch = max_batch
-        self._pending: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, stored: list[StoredEvent]) -> asyncio.Future[list[StoredEvent]]:
-        """Queue events that already carry their sequence numbers."""
+    def submit(
+        self, stored: list[StoredEvent], audits: Sequence[AuditEntry] = ()
+    ) -> asyncio.Future[list[StoredEvent]]:
+        """Queue events that already carry their sequence numbers, with the
+        audit records that must be stored together with them."""
         future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._pending.append((stored, future))
+        self._pending.append(Pending(stored, tuple(audits), future))
         self._idle.clear()
         self._wakeup.set()
         return future
@@ -78,33 +90,34 @@ class GroupCommitter:
         finally:
             self._fail_everything(CommitFailed("the hall is shutting down"))
 
-    async def _write(
-        self, batch: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]]
-    ) -> bool:
-        flat = [stored for events, _ in batch for stored in events]
+    async def _write(self, batch: list[Pending]) -> bool:
+        flat = [stored for pending in batch for stored in pending.events]
+        audits = [entry for pending in batch for entry in pending.audits]
         started = time.perf_counter()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
                 await self.store.append(connection, flat)
+                if audits:
+                    await write_entries(connection, self.store.hall_id, audits)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.error("commit of %d events failed: %s", len(flat), exc)
             failure = CommitFailed(f"the hall could not store the change: {exc}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
             self._fail_everything(failure)
             self._on_failed(exc)
             return False
         self.observe(time.perf_counter() - started, len(flat))
         self._on_committed(flat)
-        for events, future in batch:
-            if not future.done():
-                future.set_result(events)
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_result(pending.events)
         return True
 
     def _fail_everything(self, failure: CommitFailed) -> None:
-        pending, self._pending = self._pending, []
-        for _, future in pending:
-            if not future.done():
-                future.set_exception(failure)
+        queued, self._pending = self._pending, []
+        for pending in queued:
+            if not pending.future.done():
+                pending.future.set_exception(failure)
         self._idle.set()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hall.api.problems import Problem
 from hall.api.routing import Api
+from hall.audit import AuditEntry
 from hall.auth import PRINCIPAL, Principal, Role, require
 from hall.committer import CommitFailed
 from hall.eventstore import StoredEvent
@@ -247,12 +248,11 @@ async def window_action(
     request: web.Request, window_id: str, operation: str, *args: Any, **kwargs: Any
 ) -> WindowOut:
     principal = acting_at(request, window_id)
-    stored = await execute(request, operation, window_id, *args, **kwargs)
-    server = server_of(request)
-    detail = {k: v for k, v in kwargs.items() if v is not None}
+    detail: dict[str, object] = {k: v for k, v in kwargs.items() if v is not None}
     detail.update({"args": [str(a) for a in args]} if args else {})
-    await server.audit.record(principal, f"window.{operation}", window_id, detail)
-    return window_out(server, window_id, last_seq(stored))
+    audit = AuditEntry(principal, f"window.{operation}", window_id, detail)
+    stored = await execute(request, operation, window_id, *args, audit=audit, **kwargs)
+    return window_out(server_of(request), window_id, last_seq(stored))
 
 
 # ---------------------------------------------------------------- reads
@@ -368,15 +368,19 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
             body.source,
             citizen_ref=None if citizen is None else str(citizen),
             priority_group=body.priority_group,
+            audit=staff_audit(principal, "ticket.issue", body.service),
         )
     except BaseException:
         if citizen is not None:
             await server.citizens.forget(citizen)
         raise
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
-    if principal.role is not Role.DEVICE:
-        await server.audit.record(principal, "ticket.issue", ticket.id, {"service": body.service})
     return ticket_out(server, ticket, last_seq(stored))
+
+
+def staff_audit(principal: Principal, action: str, target: str) -> AuditEntry | None:
+    """Tickets a kiosk prints are no staff action; those a clerk takes are."""
+    return None if principal.role is Role.DEVICE else AuditEntry(principal, action, target)
 
 
 async def check_in(request: web.Request, principal: Principal, code: str) -> TicketOut:
@@ -397,14 +401,13 @@ async def check_in(request: web.Request, principal: Principal, code: str) -> Tic
             Source.APPOINTMENT,
             citizen_ref=None if appointment.citizen_id is None else str(appointment.citizen_id),
             appointment_slot=appointment.slot_start,
+            audit=staff_audit(principal, "appointment.check_in", code),
         )
     except BaseException:
         await server.backend.unclaim(code)
         raise
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
     await server.backend.checked_in(code, ticket.id)
-    if principal.role is not Role.DEVICE:
-        await server.audit.record(principal, "appointment.check_in", ticket.id, {"code": code})
     return ticket_out(server, ticket, last_seq(stored))
 
 
@@ -412,9 +415,9 @@ async def check_in(request: web.Request, principal: Principal, code: str) -> Tic
           summary="Cancel a ticket", tags=("tickets",))
 async def cancel_ticket(request: web.Request, ticket_id: str, body: Cancel) -> TicketOut:
     principal = require(request, *(Role(r) for r in TICKET_TAKERS))
-    stored = await execute(request, "cancel", ticket_id, reason=body.reason)
+    audit = AuditEntry(principal, "ticket.cancel", ticket_id, {"reason": body.reason})
+    stored = await execute(request, "cancel", ticket_id, reason=body.reason, audit=audit)
     server = server_of(request)
-    await server.audit.record(principal, "ticket.cancel", ticket_id, {"reason": body.reason})
     return ticket_out(server, server.runtime.engine.ticket(ticket_id), last_seq(stored))
 
 
@@ -433,10 +436,9 @@ async def login(request: web.Request, window_id: str, body: LoginAtWindow) -> Wi
         raise Problem(422, "staff_required", "Name the staff to log in (staff_id)")
     else:
         staff_id = body.staff_id
-    stored = await execute(request, "login", window_id, staff_id)
-    server = server_of(request)
-    await server.audit.record(principal, "window.login", window_id, {"staff_id": staff_id})
-    return window_out(server, window_id, last_seq(stored))
+    audit = AuditEntry(principal, "window.login", window_id, {"staff_id": staff_id})
+    stored = await execute(request, "login", window_id, staff_id, audit=audit)
+    return window_out(server_of(request), window_id, last_seq(stored))
 
 
 def _simple(operation: str, summary: str) -> None:
@@ -513,11 +515,13 @@ async def set_strategy(request: web.Request, body: StrategyIn) -> dict[str, Any]
         spec = StrategySpec.from_json(body.rules)
     except StrategyError as exc:
         raise Problem(422, "bad_request", "The strategy is not valid", str(exc)) from exc
-    stored = await execute(request, "set_strategy", spec, scope=body.scope, target=body.target)
-    window_ids = list(stored[0].event.window_ids)
-    await server_of(request).audit.record(
+    audit = AuditEntry(
         principal, "strategy.set", f"{body.scope}:{body.target}", {"rules": spec.to_json()}
     )
+    stored = await execute(
+        request, "set_strategy", spec, scope=body.scope, target=body.target, audit=audit
+    )
+    window_ids = list(stored[0].event.window_ids)
     return {"windows": window_ids, "rules": spec.to_json(), "seq": last_seq(stored)}
 
 

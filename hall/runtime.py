@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from hall.audit import AuditEntry
 from hall.bus import EventBus
 from hall.clock import Clock
 from hall.committer import GroupCommitter
@@ -91,10 +92,12 @@ class HallRuntime:
         log.info("hall %s: %d events restored, next seq %d", self.hall_id, len(stored), last + 1)
         return len(stored)
 
-    async def execute(self, operation: str, *args: Any, **kwargs: Any) -> list[StoredEvent]:
+    async def execute(
+        self, operation: str, *args: Any, audit: AuditEntry | None = None, **kwargs: Any
+    ) -> list[StoredEvent]:
         """Run one engine operation (``execute("call_next", "w01")``) and wait
-        until its events are durable; ``Rejected`` propagates with nothing
-        changed."""
+        until its events, and ``audit`` with them, are durable; ``Rejected``
+        propagates with nothing changed."""
         if operation not in OPERATIONS:
             raise ValueError(f"{operation!r} is not an engine operation")
         if not self.ready:
@@ -104,7 +107,8 @@ class HallRuntime:
         events = method(*args, now=self.clock.now(), **kwargs)
         if not events:
             return []
-        return await self.committer.submit(self._number(day, events))
+        audits = () if audit is None else (audit,)
+        return await self.committer.submit(self._number(day, events), audits)
 
     def _number(self, day: date | None, events: Sequence[Event]) -> list[StoredEvent]:
         """Give each event its sequence number and business day: the events of

@@ -11,6 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hall.audit import AuditEntry
+from hall.auth import Principal, Role
 from hall.bus import EventBus
 from hall.committer import CommitFailed
 from hall.config import StrategyAssignment
@@ -176,4 +178,20 @@ async def test_a_day_starts_with_its_configured_strategies_in_one_commit(
     types = await pool.fetch("SELECT type FROM hall_events ORDER BY seq")
     assert [row["type"] for row in types] == ["day.started"] + ["window.strategy_changed"] * 2
     assert batches == [3]
+    await runtime.stop()
+
+
+async def test_an_audit_record_is_stored_with_its_change_or_not_at_all(
+    pool: asyncpg.Pool,
+) -> None:
+    runtime = await started(pool)
+    clerk = Principal("zhang", Role.STAFF, "张伟", "10.1.2.3")
+    await runtime.execute("login", "W1", "zhang", audit=AuditEntry(clerk, "window.login", "W1"))
+    limit = await pool.fetchval("SELECT max(seq) FROM hall_events")
+    await pool.execute(f"ALTER TABLE hall_events ADD CONSTRAINT full_up CHECK (seq <= {limit})")
+    with pytest.raises(CommitFailed):
+        await runtime.execute("pause", "W1", "break", audit=AuditEntry(clerk, "window.pause"))
+    actions = await pool.fetch("SELECT action, remote FROM audit_log ORDER BY id")
+    assert [(r["action"], r["remote"]) for r in actions] == [("window.login", "10.1.2.3")]
+    await pool.execute("ALTER TABLE hall_events DROP CONSTRAINT full_up")
     await runtime.stop()
