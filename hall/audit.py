@@ -29,6 +29,12 @@ class AuditEntry:
     target: str | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
 
+    @classmethod
+    async def write_many(
+        cls, connection: asyncpg.Connection, hall_id: str, rows: Sequence[AuditEntry]
+    ) -> None:
+        await write_entries(connection, hall_id, rows)
+
 
 async def write_entries(
     connection: asyncpg.Connection, hall_id: str, entries: Sequence[AuditEntry]

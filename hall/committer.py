@@ -17,10 +17,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import asyncpg
 
-from hall.audit import AuditEntry, write_entries
 from hall.eventstore import EventStore, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,21 @@ class CommitFailed(Exception):
     """The events were not written; nothing of the operation happened."""
 
 
+class SideWrite(Protocol):
+    """A row that must be stored in the same transaction as its events (an
+    audit record, a device's reply kept for its retries). Rows of one class
+    are written together, one statement for the whole batch."""
+
+    @classmethod
+    async def write_many(
+        cls, connection: asyncpg.Connection, hall_id: str, rows: Sequence[Any]
+    ) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     events: list[StoredEvent]
-    audits: tuple[AuditEntry, ...]
+    side: tuple[SideWrite, ...]
     future: asyncio.Future[list[StoredEvent]]
 
 
@@ -62,12 +73,12 @@ class GroupCommitter:
         self._idle.set()
 
     def submit(
-        self, stored: list[StoredEvent], audits: Sequence[AuditEntry] = ()
+        self, stored: list[StoredEvent], side: Sequence[SideWrite] = ()
     ) -> asyncio.Future[list[StoredEvent]]:
         """Queue events that already carry their sequence numbers, with the
-        audit records that must be stored together with them."""
+        rows that must be stored together with them."""
         future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Pending(stored, tuple(audits), future))
+        self._pending.append(Pending(stored, tuple(side), future))
         self._idle.clear()
         self._wakeup.set()
         return future
@@ -92,13 +103,16 @@ class GroupCommitter:
 
     async def _write(self, batch: list[Pending]) -> bool:
         flat = [stored for pending in batch for stored in pending.events]
-        audits = [entry for pending in batch for entry in pending.audits]
+        side: dict[type[SideWrite], list[SideWrite]] = {}
+        for pending in batch:
+            for row in pending.side:
+                side.setdefault(type(row), []).append(row)
         started = time.perf_counter()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
                 await self.store.append(connection, flat)
-                if audits:
-                    await write_entries(connection, self.store.hall_id, audits)
+                for kind, rows in side.items():
+                    await kind.write_many(connection, self.store.hall_id, rows)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.error("commit of %d events failed: %s", len(flat), exc)
             failure = CommitFailed(f"the hall could not store the change: {exc}")

@@ -23,7 +23,7 @@ import asyncpg
 from hall.audit import AuditEntry
 from hall.bus import EventBus
 from hall.clock import Clock
-from hall.committer import GroupCommitter
+from hall.committer import GroupCommitter, SideWrite
 from hall.config import HallConfig, StrategyAssignment
 from hall.eventstore import EventStore, StoredEvent
 from queueing import Engine, Event, Rejected
@@ -93,11 +93,22 @@ class HallRuntime:
         return len(stored)
 
     async def execute(
-        self, operation: str, *args: Any, audit: AuditEntry | None = None, **kwargs: Any
+        self,
+        operation: str,
+        *args: Any,
+        audit: AuditEntry | None = None,
+        side: Callable[[list[StoredEvent]], Sequence[SideWrite]] | None = None,
+        **kwargs: Any,
     ) -> list[StoredEvent]:
         """Run one engine operation (``execute("call_next", "w01")``) and wait
-        until its events, and ``audit`` with them, are durable; ``Rejected``
-        propagates with nothing changed."""
+        until its events are durable, together with ``audit`` and whatever
+        rows ``side`` makes of the events (a device's reply, kept for its
+        retries). ``Rejected`` propagates with nothing changed.
+
+        ``side`` runs at once, before anything else can touch the engine, so
+        it sees the state the operation left; nothing awaits between the
+        engine's decision and the numbering of its events, which is what keeps
+        the sequence in the order the engine applied them."""
         if operation not in OPERATIONS:
             raise ValueError(f"{operation!r} is not an engine operation")
         if not self.ready:
@@ -107,8 +118,11 @@ class HallRuntime:
         events = method(*args, now=self.clock.now(), **kwargs)
         if not events:
             return []
-        audits = () if audit is None else (audit,)
-        return await self.committer.submit(self._number(day, events), audits)
+        stored = self._number(day, events)
+        rows: list[SideWrite] = [] if audit is None else [audit]
+        if side is not None:
+            rows += side(stored)
+        return await self.committer.submit(stored, rows)
 
     def _number(self, day: date | None, events: Sequence[Event]) -> list[StoredEvent]:
         """Give each event its sequence number and business day: the events of
