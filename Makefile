@@ -6,18 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# What every target that runs our code needs first. Later issues add system packages
-# (mosquitto, chromium) by writing a `check-system` target and listing it here.
+# What every target that runs our code needs first; `make test` also needs the system
+# packages of `check-system` (`make run` falls back to an embedded broker without them).
 SETUP := venv
 
 LINT      := $(BIN)/ruff check .
-TYPECHECK := $(BIN)/mypy --strict queueing
+TYPECHECK := $(BIN)/mypy --strict queueing devices
 PYTEST    := $(BIN)/pytest $(PYTEST_ARGS)
 
-.PHONY: test lint typecheck run bench clean venv
+.PHONY: test lint typecheck run bench clean venv check-system
 
 # Lint, type check and tests all run, so one pass shows every failure; any failure fails.
-test: $(SETUP)
+test: check-system $(SETUP)
 	@rc=0; \
 	echo "== $(LINT)"; $(LINT) || rc=1; \
 	echo "== $(TYPECHECK)"; $(TYPECHECK) || rc=1; \
@@ -47,6 +47,24 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 venv: $(STAMP)
+
+# Debian packages the tests need, each as command:package. What is missing is installed
+# with apt-get when we are root; otherwise make stops and says what to install.
+SYSTEM_DEPS := mosquitto:mosquitto
+check-system:
+	@export PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin"; missing=; \
+	for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages the tests need:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+	  echo "error: the tests need Debian packages that are missing; install them:" \
+	       "sudo apt-get install$$missing" >&2; \
+	  exit 1; \
+	fi
 
 # (Re)install only when a requirements file is newer than the stamp.
 $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/pip

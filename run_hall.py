@@ -17,15 +17,20 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import asdict
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 
+from devices.registry import DeviceSpec, Registry
 from hall import logs
+from hall.broker import Broker, start_broker
 from hall.clock import Clock, SimulatedClock, WallClock
 from hall.config import ConfigError, HallConfig, load_hall_config
 from hall.demo import DemoActivity
+from hall.device_link import DeviceLink
 from hall.http import build_app
 from hall.migrate import migrate
 from hall.pg import Database, ensure_database, open_database
@@ -88,11 +93,20 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
         print(f"error: cannot open the hall's database: {exc}", file=sys.stderr)
         return 2
     server = HallServer.assemble(config, pool, clock, DataKey.load())
+    broker: Broker | None = None
     try:
         await server.start()
-        code = await listen(config, args, server)
+        mqtt_url = os.environ.get("HALL_MQTT_URL")
+        if not mqtt_url:
+            broker = await start_broker(Path("var") / "mqtt")
+            mqtt_url = broker.url
+        registry = Registry([DeviceSpec(**asdict(entry)) for entry in config.devices])
+        link = DeviceLink(server, mqtt_url, registry)
+        code = await listen(config, args, server, link)
     finally:
         await server.stop()
+        if broker is not None:
+            await broker.stop()
         await pool.close()
         database.close()
     if code == 0:
@@ -100,7 +114,9 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     return code
 
 
-async def listen(config: HallConfig, args: argparse.Namespace, server: HallServer) -> int:
+async def listen(
+    config: HallConfig, args: argparse.Namespace, server: HallServer, link: DeviceLink
+) -> int:
     host = args.host or config.http_host
     port = args.port or int(os.environ.get("HALL_PORT", config.http_port))
     runtime = server.runtime
@@ -117,7 +133,7 @@ async def listen(config: HallConfig, args: argparse.Namespace, server: HallServe
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    background = [asyncio.create_task(runtime.keep_time())]
+    background = [asyncio.create_task(runtime.keep_time()), asyncio.create_task(link.run())]
     if args.demo:
         background.append(asyncio.create_task(DemoActivity(runtime).run()))
     base = f"http://{host}:{port}"
@@ -128,6 +144,7 @@ async def listen(config: HallConfig, args: argparse.Namespace, server: HallServe
         print(f"  demo: simulated citizens and clerks, hall clock from "
               f"{runtime.clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x", flush=True)
     print(f"  hall now:  {base}/api/v1/hall\n  API:       {base}/api/v1/openapi.json\n"
+          f"  devices:   {link.url} (MQTT, topics hall/{config.layout.hall_id}/<device>/...)\n"
           f"  health:    {base}/healthz\n  Ctrl-C stops", flush=True)
     await stop.wait()
     print("SmartHall: stopping", flush=True)

@@ -18,6 +18,12 @@ versioned like any other. Its optional ``[auth.oidc]`` table, for halls whose
 staff log in through a unified OpenID Connect provider, names the environment
 variable that holds the client secret, never the secret itself.
 
+The optional ``[[devices]]`` tables list the hall's known devices: kiosks,
+call terminals, screens and the rest. A device not listed is quarantined when
+it connects until a manager approves it (devices/registry.py). Each entry
+holds its MQTT password only as SHA-256, like the tokens above; the broker
+checks the password, the hall only needs to recognise it.
+
 Ticket texts (Q3) usually sit on their service or package. A ``[tickets.<id>]``
 table may give them instead, for halls whose catalog is synced from the
 backend (Q9) while the ticket wording stays the hall's own.
@@ -52,6 +58,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from devices.topics import DeviceKind
 from queueing.hours import WORKDAYS, Hours, parse_interval
 from queueing.layout import (
     DEFAULT_PAUSE_REASONS,
@@ -181,6 +188,30 @@ class AuthConfig:
         return timedelta(hours=self.session_hours)
 
 
+WINDOW_DEVICE_KINDS = frozenset({DeviceKind.CALL_TERMINAL, DeviceKind.EVALUATION_TERMINAL})
+"""Kinds that belong to one calling position and mean nothing without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """A known device (``[[devices]]``). The same fields as devices.registry's
+    DeviceSpec, which the server builds from it: like every type here, it is
+    what the file says once checked, and the registry knows nothing of files."""
+
+    id: str
+    kind: DeviceKind
+    name: str
+    area: str | None = None
+    """As written, or else the area of its window (or of the windows on its
+    screen, when they all share one), so the status wall can place it."""
+    window: str | None = None
+    screen: str | None = None
+    """For a window screen, always set: the screen id it shows, as written or
+    else its window's (``Window.screen_id``); None for every other kind."""
+    password_sha256: str = ""
+    """Lower-case hex SHA-256 of the device's MQTT password."""
+
+
 @dataclass(frozen=True, slots=True)
 class HallConfig:
     """The engine's layout plus what the engine has no business knowing: local
@@ -198,6 +229,7 @@ class HallConfig:
     http_port: int = 8080
     database_url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
+    devices: tuple[DeviceEntry, ...] = ()
 
 
 def load_hall_config(path: str | Path) -> HallConfig:
@@ -233,6 +265,7 @@ def parse_hall_config(data: Mapping[str, object], source: str = "<config>") -> H
         http_port=hall.http.port,
         database_url=hall.database.url if hall.database is not None else None,
         auth=_auth(hall.auth),
+        devices=_devices(hall),
     )
 
 
@@ -290,6 +323,20 @@ def _sha256_hex(value: str) -> str:
     if not _SHA256_HEX.fullmatch(value):
         raise ValueError("must be 64 hex digits: the SHA-256 of the token, not the token")
     return value.lower()
+
+
+def _password_sha256(value: str) -> str:
+    if not _SHA256_HEX.fullmatch(value):
+        raise ValueError("must be 64 hex digits: the SHA-256 of the password, not the password")
+    return value.lower()
+
+
+def _device_kind(value: object) -> DeviceKind:
+    """Lists the kinds: the manager types them by hand, and pydantic in strict
+    mode would only say that a string is not a DeviceKind."""
+    if isinstance(value, str) and value in DeviceKind.__members__.values():
+        return DeviceKind(value)
+    raise ValueError(f"must be one of {', '.join(repr(kind.value) for kind in DeviceKind)}")
 
 
 def _argon2_hash(value: str) -> str:
@@ -413,6 +460,8 @@ _Prefix = Annotated[str, AfterValidator(_prefix)]
 _Text = Annotated[str, AfterValidator(_text)]
 _Sha256Hex = Annotated[str, AfterValidator(_sha256_hex)]
 _Argon2Hash = Annotated[str, AfterValidator(_argon2_hash)]
+_PasswordSha256 = Annotated[str, AfterValidator(_password_sha256)]
+_DeviceKind = Annotated[DeviceKind, PlainValidator(_device_kind)]
 _EnvName = Annotated[str, AfterValidator(_env_name)]
 _Issuer = Annotated[str, AfterValidator(_issuer)]
 _RedirectUrl = Annotated[str, AfterValidator(_redirect_url)]
@@ -574,6 +623,16 @@ class _AuthTable(_Table):
     oidc: _OidcTable | None = None
 
 
+class _DeviceTable(_Table):
+    id: _Id
+    kind: _DeviceKind
+    name: _Text
+    area: _Id | None = None
+    window: _Id | None = None
+    screen: _Text | None = None
+    password_sha256: _PasswordSha256
+
+
 class _HallFile(_Table):
     hall: _HallTable
     http: _HttpTable = Field(default_factory=_HttpTable)
@@ -587,6 +646,7 @@ class _HallFile(_Table):
     tickets: dict[_Id, _TicketTable] = Field(default_factory=dict)
     strategies: _StrategiesTable = Field(default_factory=_StrategiesTable)
     auth: _AuthTable = Field(default_factory=_AuthTable)
+    devices: list[_DeviceTable] = Field(default_factory=list)
 
 
 def _all_keys(annotation: object) -> Iterator[str]:
@@ -659,6 +719,8 @@ def _cross_check(hall: _HallFile) -> Iterator[Problem]:
     yield from _ticket_references(hall)
     yield from _strategy_targets(hall)
     yield from _auth_duplicates(hall.auth)
+    yield from _duplicates("devices", [device.id for device in hall.devices])
+    yield from _device_references(hall)
 
 
 def _duplicates(table: str, ids: Sequence[str], key: str = "id") -> Iterator[Problem]:
@@ -747,6 +809,43 @@ def _auth_duplicates(auth: _AuthTable) -> Iterator[Problem]:
         "auth.tokens", [token.token_sha256 for token in auth.tokens], "token_sha256"
     )
     yield from _duplicates("auth.staff", [member.id for member in auth.staff])
+
+
+def _device_references(hall: _HallFile) -> Iterator[Problem]:
+    """A device placed where the hall has no such place would never be found on
+    the status wall, and a window device without its window is useless."""
+    areas = {area.id for area in hall.areas}
+    windows = {window.id: window for window in hall.windows}
+    screens = {_screen_id(window) for window in hall.windows}
+    for index, device in enumerate(hall.devices):
+        key = f"devices[{index}]"
+        window = windows.get(device.window) if device.window is not None else None
+        if device.area is not None and device.area not in areas:
+            yield Problem(f"{key}.area", f"unknown area {device.area!r}")
+        elif device.area is not None and window is not None and window.area != device.area:
+            yield Problem(f"{key}.area", f"window {window.id!r} is in area {window.area!r}")
+        if device.window is not None and window is None:
+            yield Problem(f"{key}.window", f"unknown window {device.window!r}")
+        if device.screen is not None:
+            if device.kind is not DeviceKind.WINDOW_SCREEN:
+                yield Problem(f"{key}.screen", f"only for a window_screen, not a {device.kind}")
+            elif device.screen not in screens:
+                yield Problem(f"{key}.screen", f"no window shows on screen {device.screen!r}")
+            elif window is not None and _screen_id(window) != device.screen:
+                yield Problem(
+                    f"{key}.screen",
+                    f"window {window.id!r} shows on screen {_screen_id(window)!r}",
+                )
+        if device.window is None and device.kind in WINDOW_DEVICE_KINDS:
+            yield Problem(f"{key}.window", f"required for a {device.kind}")
+        unplaced = device.window is None and device.screen is None
+        if device.kind is DeviceKind.WINDOW_SCREEN and unplaced:
+            yield Problem(f"{key}.window", "required for a window_screen without a screen")
+
+
+def _screen_id(window: _WindowTable) -> str:
+    """As Window.screen_id: a window that shares no screen has its own."""
+    return window.screen or window.id
 
 
 # --- Building the engine's types ----------------------------------------------
@@ -864,3 +963,28 @@ def _oidc(oidc: _OidcTable) -> OidcConfig:
         staff_claim=oidc.staff_claim,
         role_claim=oidc.role_claim,
     )
+
+
+def _devices(hall: _HallFile) -> tuple[DeviceEntry, ...]:
+    """Fills in what the file may leave out (see DeviceEntry)."""
+    windows = {window.id: window for window in hall.windows}
+    screen_areas: dict[str, set[str]] = {}
+    for each in hall.windows:
+        screen_areas.setdefault(_screen_id(each), set()).add(each.area)
+    entries = []
+    for item in hall.devices:
+        window = windows[item.window] if item.window is not None else None
+        screen = item.screen
+        if item.kind is DeviceKind.WINDOW_SCREEN and screen is None and window is not None:
+            screen = _screen_id(window)
+        area = item.area
+        if area is None and window is not None:
+            area = window.area
+        elif area is None and screen is not None and len(screen_areas[screen]) == 1:
+            [area] = screen_areas[screen]
+        entries.append(
+            DeviceEntry(
+                item.id, item.kind, item.name, area, item.window, screen, item.password_sha256
+            )
+        )
+    return tuple(entries)

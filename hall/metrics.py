@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from devices.registry import Registry
 from hall.eventstore import StoredEvent
 from hall.runtime import HallRuntime
 from hall.stream import EventStream
@@ -51,6 +52,30 @@ class _LiveState(Collector):
         )
 
 
+class _Devices(Collector):
+    def __init__(self, hall: str, registry: Registry) -> None:
+        self.hall = hall
+        self.devices = registry
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        online = GaugeMetricFamily(
+            "hall_devices_online", "Devices online, by kind", labels=["hall", "kind"]
+        )
+        for kind, count in self.devices.online_counts().items():
+            online.add_metric([self.hall, kind.value], count)
+        yield online
+        alerts = GaugeMetricFamily(
+            "hall_device_alerts", "Device problems needing a person, by problem",
+            labels=["hall", "problem"],
+        )
+        counts: dict[str, int] = {}
+        for alert in self.devices.alerts():
+            counts[str(alert.problem)] = counts.get(str(alert.problem), 0) + 1
+        for problem, count in sorted(counts.items()):
+            alerts.add_metric([self.hall, problem], count)
+        yield alerts
+
+
 class HallMetrics:
     def __init__(self, runtime: HallRuntime, stream: EventStream) -> None:
         self.registry = CollectorRegistry()
@@ -69,6 +94,9 @@ class HallMetrics:
         self._hall = runtime.hall_id
         runtime.bus.subscribe(self._count)
         runtime.committer.observe = self._observe_commit
+
+    def watch_devices(self, registry: Registry) -> None:
+        self.registry.register(_Devices(self._hall, registry))
 
     def _count(self, events: Sequence[StoredEvent]) -> None:
         for stored in events:

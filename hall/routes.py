@@ -9,12 +9,15 @@ Engine refusals become 409/404 problems with the engine's stable codes
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hall import checkin
 from hall.api.problems import Problem
 from hall.api.routing import Api
 from hall.audit import AuditEntry
@@ -177,11 +180,18 @@ def server_of(request: web.Request) -> HallServer:
     return request.app[SERVER]
 
 
-async def execute(request: web.Request, operation: str, *args: Any, **kwargs: Any) -> list[Any]:
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """A hall that cannot store changes answers 503, and nothing happened."""
     try:
-        return await server_of(request).runtime.execute(operation, *args, **kwargs)
+        yield
     except (Unavailable, CommitFailed) as exc:
         raise Problem(503, "unavailable", "The hall cannot store changes now", str(exc)) from exc
+
+
+async def execute(request: web.Request, operation: str, *args: Any, **kwargs: Any) -> list[Any]:
+    with storage_errors():
+        return await server_of(request).runtime.execute(operation, *args, **kwargs)
 
 
 def last_seq(stored: list[StoredEvent]) -> int | None:
@@ -384,30 +394,17 @@ def staff_audit(principal: Principal, action: str, target: str) -> AuditEntry | 
 
 
 async def check_in(request: web.Request, principal: Principal, code: str) -> TicketOut:
-    """An appointment becomes a ticket that the strategy calls at its slot
-    (Q1). The booking is claimed first, so one code gives one ticket."""
+    """An appointment becomes a ticket that the strategy calls at its slot (Q1)."""
     server = server_of(request)
-    appointment = await server.backend.claim(code)
-    if appointment is None:
-        known = await server.backend.appointment(code)
-        if known is None:
-            raise Problem(404, "unknown_appointment", f"No appointment {code!r}")
-        raise Problem(409, "appointment_not_bookable", f"The appointment is {known.status}")
     try:
-        stored = await execute(
-            request,
-            "issue",
-            appointment.service,
-            Source.APPOINTMENT,
-            citizen_ref=None if appointment.citizen_id is None else str(appointment.citizen_id),
-            appointment_slot=appointment.slot_start,
-            audit=staff_audit(principal, "appointment.check_in", code),
-        )
-    except BaseException:
-        await server.backend.unclaim(code)
-        raise
+        with storage_errors():
+            stored = await checkin.check_in(
+                server, code, audit=staff_audit(principal, "appointment.check_in", code)
+            )
+    except checkin.CheckInRefused as refused:
+        status = 404 if refused.code == "unknown_appointment" else 409
+        raise Problem(status, refused.code, refused.message) from refused
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
-    await server.backend.checked_in(code, ticket.id)
     return ticket_out(server, ticket, last_seq(stored))
 
 

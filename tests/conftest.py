@@ -21,6 +21,7 @@ import pytest
 
 from hall.migrate import migrate
 from hall.pg import start_embedded
+from tests.mqtt_kit import Mosquitto, start_mosquitto
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -105,3 +106,17 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.close()
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A Mosquitto of this test's own on a free port (anonymous, no persistence).
+
+    Per test, so no retained message or session leaks between tests; it starts in
+    about 20 ms. Fails, never skips, when Mosquitto is not installed.
+    """
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -3,6 +3,8 @@ that point the hall manager at the exact key to fix."""
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,9 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import hall.config
+from devices.topics import DeviceKind
 from hall.config import (
     AuthConfig,
     ConfigError,
+    DeviceEntry,
     HallConfig,
     OidcConfig,
     StaffEntry,
@@ -762,4 +766,176 @@ def test_missing_oidc_keys_are_reported(tmp_path: Path) -> None:
         "auth.oidc.client_id: required key is missing",
         "auth.oidc.client_secret_env: required key is missing",
         "auth.oidc.redirect_url: required key is missing",
+    ]
+
+
+# --- Devices -------------------------------------------------------------------
+
+DEVICE_PASSWORD_SHA256 = hashlib.sha256(b"device-demo-2026").hexdigest()
+
+TWO_POSITIONS_ONE_SCREEN = (
+    '[[areas]]\nid = "f1-b"\nname = "一楼B区"\nfloor = 1\n'
+    + window("w12a", "f1-b", '["tax-01"]')
+    + 'screen = "S12"\n'
+    + window("w12b", "f1-b", '["tax-01"]')
+    + 'screen = "S12"\n'
+)
+
+
+def device(device_id: str = "call-w01", kind: str = "call_terminal", **keys: str) -> str:
+    lines = [f'[[devices]]\nid = "{device_id}"\nkind = "{kind}"\nname = "设备"\n']
+    keys.setdefault("password_sha256", DEVICE_PASSWORD_SHA256)
+    lines += [f'{key} = "{value}"\n' for key, value in keys.items()]
+    return "".join(lines)
+
+
+def test_demo_hall_lists_kiosks_window_devices_boards_and_one_shared_screen(
+    demo: HallConfig,
+) -> None:
+    kinds = Counter(entry.kind for entry in demo.devices)
+    assert kinds[DeviceKind.KIOSK] == 3
+    assert kinds[DeviceKind.HALL_BOARD] == 3
+    assert (kinds[DeviceKind.LED_STRIP], kinds[DeviceKind.ANNOUNCER]) == (1, 1)
+    for position in ("w01", "w02", "w03", "w04", "w12a", "w12b"):
+        at_window = {entry.kind for entry in demo.devices if entry.window == position}
+        assert {DeviceKind.CALL_TERMINAL, DeviceKind.EVALUATION_TERMINAL} <= at_window
+    [s12] = [entry for entry in demo.devices if entry.screen == "S12"]
+    assert (s12.kind, s12.window, s12.area) == (DeviceKind.WINDOW_SCREEN, None, "f1-b")
+
+
+def test_demo_devices_all_have_the_published_demo_password(demo: HallConfig) -> None:
+    assert {entry.password_sha256 for entry in demo.devices} == {DEVICE_PASSWORD_SHA256}
+
+
+def test_without_devices_tables_there_are_no_devices(tmp_path: Path) -> None:
+    assert load(tmp_path).devices == ()
+
+
+def test_a_device_is_read_and_takes_the_area_of_its_window(tmp_path: Path) -> None:
+    assert load(tmp_path, device(window="w01")).devices == (
+        DeviceEntry(
+            id="call-w01",
+            kind=DeviceKind.CALL_TERMINAL,
+            name="设备",
+            area="f1-a",
+            window="w01",
+            screen=None,
+            password_sha256=DEVICE_PASSWORD_SHA256,
+        ),
+    )
+
+
+def test_a_device_hash_is_kept_in_lower_case(tmp_path: Path) -> None:
+    extra = device("kiosk-1", "kiosk", password_sha256=DEVICE_PASSWORD_SHA256.upper())
+    [entry] = load(tmp_path, extra).devices
+    assert entry.password_sha256 == DEVICE_PASSWORD_SHA256
+
+
+def test_a_device_away_from_windows_may_have_an_area_or_none(tmp_path: Path) -> None:
+    extra = device("kiosk-1", "kiosk", area="f1-a") + device("announcer", "announcer")
+    assert [(e.area, e.window, e.screen) for e in load(tmp_path, extra).devices] == [
+        ("f1-a", None, None),
+        (None, None, None),
+    ]
+
+
+def test_a_window_screen_for_one_window_shows_that_windows_screen(tmp_path: Path) -> None:
+    [entry] = load(tmp_path, device("screen-w01", "window_screen", window="w01")).devices
+    assert (entry.screen, entry.area) == ("w01", "f1-a")
+
+
+def test_a_shared_window_screen_takes_the_area_of_its_windows(tmp_path: Path) -> None:
+    extra = TWO_POSITIONS_ONE_SCREEN + device("screen-s12", "window_screen", screen="S12")
+    [entry] = load(tmp_path, extra).devices
+    assert (entry.window, entry.screen, entry.area) == (None, "S12", "f1-b")
+
+
+def test_a_window_screen_may_name_both_its_window_and_screen(tmp_path: Path) -> None:
+    extra = TWO_POSITIONS_ONE_SCREEN + device(
+        "screen-s12", "window_screen", window="w12a", screen="S12"
+    )
+    [entry] = load(tmp_path, extra).devices
+    assert (entry.window, entry.screen) == ("w12a", "S12")
+
+
+def test_an_unknown_device_kind_lists_the_kinds(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, device("x", "scanner"))
+    assert line.startswith("devices[0].kind: must be one of 'kiosk', 'call_terminal', ")
+    assert line.endswith("'announcer'")
+
+
+def test_an_unknown_window_of_a_device_names_the_key(tmp_path: Path) -> None:
+    extra = device(window="w01") + device("call-w99", window="w99")
+    assert problems(tmp_path, extra) == ["devices[1].window: unknown window 'w99'"]
+
+
+def test_an_unknown_area_of_a_device_names_the_key(tmp_path: Path) -> None:
+    assert problems(tmp_path, device("kiosk-9", "kiosk", area="f9-a")) == [
+        "devices[0].area: unknown area 'f9-a'"
+    ]
+
+
+def test_a_device_area_other_than_its_windows_is_reported(tmp_path: Path) -> None:
+    extra = TWO_POSITIONS_ONE_SCREEN + device(window="w12a", area="f1-a")
+    assert problems(tmp_path, extra) == ["devices[0].area: window 'w12a' is in area 'f1-b'"]
+
+
+@pytest.mark.parametrize("kind", ["call_terminal", "evaluation_terminal"])
+def test_a_window_device_without_a_window_is_reported(tmp_path: Path, kind: str) -> None:
+    assert problems(tmp_path, device("t", kind, area="f1-a")) == [
+        f"devices[0].window: required for a {kind}"
+    ]
+
+
+def test_a_window_screen_without_window_or_screen_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, device("s", "window_screen")) == [
+        "devices[0].window: required for a window_screen without a screen"
+    ]
+
+
+def test_a_screen_on_another_kind_of_device_is_reported(tmp_path: Path) -> None:
+    extra = TWO_POSITIONS_ONE_SCREEN + device("board", "hall_board", screen="S12")
+    assert problems(tmp_path, extra) == [
+        "devices[0].screen: only for a window_screen, not a hall_board"
+    ]
+
+
+def test_a_screen_no_window_shows_on_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, device("s", "window_screen", screen="S99")) == [
+        "devices[0].screen: no window shows on screen 'S99'"
+    ]
+
+
+def test_a_window_screen_whose_window_is_on_another_screen_is_reported(tmp_path: Path) -> None:
+    extra = TWO_POSITIONS_ONE_SCREEN + device("s", "window_screen", window="w01", screen="S12")
+    assert problems(tmp_path, extra) == ["devices[0].screen: window 'w01' shows on screen 'w01'"]
+
+
+def test_a_clear_device_password_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, device("k", "kiosk", password_sha256="device-demo-2026")) == [
+        "devices[0].password_sha256: must be 64 hex digits: the SHA-256 of the password, "
+        "not the password"
+    ]
+
+
+def test_a_device_without_a_password_hash_is_reported(tmp_path: Path) -> None:
+    extra = '[[devices]]\nid = "k"\nkind = "kiosk"\nname = "取号机"\n'
+    assert problems(tmp_path, extra) == ["devices[0].password_sha256: required key is missing"]
+
+
+def test_duplicate_device_ids_are_reported(tmp_path: Path) -> None:
+    extra = device(window="w01") + device("kiosk-1", "kiosk") + device(window="w01")
+    assert problems(tmp_path, extra) == [
+        "devices[2].id: duplicate id 'call-w01' (first at devices[0])"
+    ]
+
+
+def test_devices_may_share_a_password_hash(tmp_path: Path) -> None:
+    extra = device("kiosk-1", "kiosk") + device("kiosk-2", "kiosk")
+    assert len(load(tmp_path, extra).devices) == 2
+
+
+def test_a_typo_in_a_device_key_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, device("k", "kiosk", windw="w01")) == [
+        "devices[0].windw: unknown key; did you mean 'window'?"
     ]
