@@ -17,14 +17,12 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 
-from devices.registry import DeviceSpec, Registry
 from hall import logs
 from hall.broker import Broker, start_broker
 from hall.clock import Clock, SimulatedClock, WallClock
@@ -100,8 +98,7 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
         if not mqtt_url:
             broker = await start_broker(Path("var") / "mqtt")
             mqtt_url = broker.url
-        registry = Registry([DeviceSpec(**asdict(entry)) for entry in config.devices])
-        link = DeviceLink(server, mqtt_url, registry)
+        link = DeviceLink(server, mqtt_url)
         code = await listen(config, args, server, link)
     finally:
         await server.stop()

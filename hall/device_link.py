@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from devices import messages as m
-from devices.registry import DeviceChange, DeviceSpec, Registry
+from devices.registry import DeviceChange, DeviceSpec
 from devices.topics import Channel, DeviceKind, parse_topic, subscriptions, topic
 from hall.checkin import CheckInRefused, check_in
 from hall.committer import CommitFailed
@@ -41,6 +42,30 @@ from queueing.events import TicketCalled, TicketRecalled
 log = logging.getLogger(__name__)
 
 RECENT_CALLS = 10
+RATE_PER_SECOND = 20.0
+"""A device's steady message rate; a person pressing buttons stays far below."""
+BURST = 40.0
+
+
+class TokenBucket:
+    """Per-device rate limit: one device flooding the bus is cut off alone."""
+
+    __slots__ = ("dropped", "tokens", "updated")
+
+    def __init__(self) -> None:
+        self.tokens = BURST
+        self.updated = time.monotonic()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(BURST, self.tokens + (now - self.updated) * RATE_PER_SECOND)
+        self.updated = now
+        if self.tokens < 1.0:
+            self.dropped += 1
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +76,22 @@ class Outgoing:
 
 
 class DeviceLink:
-    def __init__(self, server: HallServer, url: str, registry: Registry) -> None:
+    def __init__(self, server: HallServer, url: str) -> None:
         self.server = server
         self.url = url
-        self.registry = registry
+        self.registry = server.devices
         self.hall_id = server.config.layout.hall_id
         self.store = DeviceStore(server.pool, self.hall_id)
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._device_locks: dict[str, asyncio.Lock] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         self._recent: deque[m.CallView] = deque(maxlen=RECENT_CALLS)
         self._staff_names: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_change: list[Callable[[DeviceChange], None]] = []
         server.runtime.bus.subscribe(self._on_events)
-        server.metrics.watch_devices(registry)
+        server.metrics.watch_devices(self.registry)
 
     # ------------------------------------------------------------ connection
 
@@ -125,6 +151,8 @@ class DeviceLink:
             log.warning("ignored a message on a topic outside the scheme: %s", message.topic)
             return
         raw = message.payload if isinstance(message.payload, bytes) else b""
+        if parsed.channel is not Channel.STATUS and not self._within_rate(parsed.device_id):
+            return
         now = self.server.runtime.clock.now()
         self._changed(self.registry.seen(parsed.device_id, now))
         try:
@@ -137,6 +165,15 @@ class DeviceLink:
         except m.MessageError as exc:
             log.warning("device %s sent a bad %s message: %s", parsed.device_id, parsed.channel,
                         exc)
+
+    def _within_rate(self, device_id: str) -> bool:
+        bucket = self._buckets.setdefault(device_id, TokenBucket())
+        if bucket.take():
+            return True
+        if bucket.dropped in (1, 100) or bucket.dropped % 1000 == 0:
+            log.warning("device %s floods the bus: %d messages dropped", device_id,
+                        bucket.dropped)
+        return False
 
     def _status(self, device_id: str, raw: bytes) -> None:
         if not raw:
@@ -182,7 +219,12 @@ class DeviceLink:
             return
         lock = self._device_locks.setdefault(device_id, asyncio.Lock())
         async with lock:
-            await self._answer(device_id, request)
+            try:
+                await self._answer(device_id, request)
+            except Exception:
+                log.exception("request %s from %s failed", request.id, device_id)
+                self._reply(device_id, m.Reply.failure(
+                    request.id, "internal_error", "the hall could not handle this request"))
 
     async def _answer(self, device_id: str, request: m.Request) -> None:
         kept = await self.store.kept_reply(device_id, request.id)

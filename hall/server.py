@@ -3,11 +3,12 @@ once from the configuration and a database pool, started and stopped as one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import asyncpg
 from aiohttp import web
 
+from devices.registry import DeviceSpec, Registry
 from hall.audit import AuditLog
 from hall.auth import Authenticator, SessionStore, StaffStore, TokenTable
 from hall.backend import BackendStore
@@ -34,6 +35,8 @@ class HallServer:
     authenticator: Authenticator
     stream: EventStream
     metrics: HallMetrics
+    devices: Registry
+    """Every device the hall knows or has seen (the device link keeps it)."""
 
     @classmethod
     def assemble(
@@ -56,6 +59,7 @@ class HallServer:
             authenticator=Authenticator(sessions, TokenTable(config.auth.tokens)),
             stream=stream,
             metrics=HallMetrics(runtime, stream),
+            devices=Registry([DeviceSpec(**asdict(entry)) for entry in config.devices]),
         )
 
     async def start(self) -> None:

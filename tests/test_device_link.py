@@ -6,32 +6,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import aiomqtt
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from devices.registry import DeviceSpec, Registry
+from devices.messages import EXAMPLES
 from devices.topics import DeviceKind
+from hall.config import DeviceEntry
 from hall.device_link import DeviceLink
+from hall.http import build_app
 from hall.server import HallServer
 from tests.hall_kit import serving
 from tests.mqtt_kit import Mosquitto, mqtt_client, next_message
-from tests.test_api_hall import HALL, PASSWORD
+from tests.test_api_hall import HALL, PASSWORD, session
 
-SPECS = [
-    DeviceSpec("kiosk-1", DeviceKind.KIOSK, "一楼取号机", area="F1A"),
-    DeviceSpec("term-w1", DeviceKind.CALL_TERMINAL, "1号窗口呼叫器", area="F1A", window="W1"),
-    DeviceSpec("eval-w1", DeviceKind.EVALUATION_TERMINAL, "1号窗口评价器", area="F1A",
-               window="W1"),
-    DeviceSpec("screen-w1", DeviceKind.WINDOW_SCREEN, "1号窗口屏", area="F1A", screen="W1"),
-    DeviceSpec("board-1", DeviceKind.HALL_BOARD, "一楼综合屏", area="F1A"),
-    DeviceSpec("voice-1", DeviceKind.ANNOUNCER, "一楼广播", area="F1A"),
-]
+SPECS = (
+    DeviceEntry("kiosk-1", DeviceKind.KIOSK, "一楼取号机", area="F1A"),
+    DeviceEntry("term-w1", DeviceKind.CALL_TERMINAL, "1号窗口呼叫器", area="F1A", window="W1"),
+    DeviceEntry("eval-w1", DeviceKind.EVALUATION_TERMINAL, "1号窗口评价器", area="F1A",
+                window="W1"),
+    DeviceEntry("screen-w1", DeviceKind.WINDOW_SCREEN, "1号窗口屏", area="F1A", screen="W1"),
+    DeviceEntry("board-1", DeviceKind.HALL_BOARD, "一楼综合屏", area="F1A"),
+    DeviceEntry("voice-1", DeviceKind.ANNOUNCER, "一楼广播", area="F1A"),
+)
+DEVICE_HALL = replace(HALL, devices=SPECS)
 
 
 @dataclass
@@ -43,8 +48,8 @@ class Bus:
 
 @pytest.fixture
 async def bus(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[Bus]:
-    server = await serving(pool, config=HALL)
-    link = DeviceLink(server, mosquitto.url, Registry(SPECS))
+    server = await serving(pool, config=DEVICE_HALL)
+    link = DeviceLink(server, mosquitto.url)
     task = asyncio.create_task(link.run())
     await asyncio.wait_for(link.connected.wait(), 5)
     yield Bus(server, link, mosquitto)
@@ -239,3 +244,70 @@ async def test_a_kiosk_checks_in_an_appointment_by_its_code(bus: Bus) -> None:
     assert (ticket.source.value, ticket.appointment_slot) == ("appointment",
                                                               datetime.fromisoformat(slot))
     assert other["error"]["code"] == "appointment_not_bookable"
+
+
+async def test_a_manager_approves_a_quarantined_device_and_it_is_served(bus: Bus) -> None:
+    async with device(bus, "kiosk-9", "reply") as stranger:
+        await stranger.publish("hall/test/kiosk-9/status", json.dumps(
+            {"v": 1, "state": "online", "kind": "kiosk"}), qos=1, retain=True)
+        refused = await request(stranger, "kiosk-9", {"type": "kiosk.services",
+                                                      "id": "hello-0000001"})
+        assert refused["error"]["code"] == "unknown_device"
+        async with TestClient(TestServer(build_app(bus.server))) as client:
+            manager = await session(client, "boss")
+            listed = await (await client.get("/api/v1/devices", headers=manager)).json()
+            assert any(a["device_id"] == "kiosk-9" and a["problem"] == "quarantined"
+                       for a in listed["alerts"])
+            approved = await client.post(
+                "/api/v1/devices/kiosk-9/approve",
+                json={"kind": "kiosk", "name": "临时取号机", "area": "F1A"}, headers=manager)
+            assert approved.status == 200, await approved.text()
+        served = await request(stranger, "kiosk-9", {"type": "kiosk.services",
+                                                     "id": "hello-0000002"})
+    assert served["ok"]
+    kept = await bus.server.pool.fetchval("SELECT approved_by FROM device_approvals")
+    assert kept == "boss"
+
+
+async def test_a_flooding_device_is_throttled_and_the_others_are_not(bus: Bus) -> None:
+    async with device(bus, "kiosk-1", "reply") as flooder, \
+            device(bus, "term-w1", "reply") as terminal:
+        for number in range(400):
+            await flooder.publish("hall/test/kiosk-1/event", json.dumps(
+                {"type": "kiosk.services", "id": f"flood-{number:06d}"}), qos=0)
+        started = asyncio.get_running_loop().time()
+        reply = await request(terminal, "term-w1", {
+            "type": "terminal.login", "id": "login-during-flood", "staff_id": "zhang",
+            "password": PASSWORD})
+        assert reply["ok"]
+        assert asyncio.get_running_loop().time() - started < 2.0
+    assert bus.link._buckets["kiosk-1"].dropped > 300
+
+
+GARBAGE_CHANNELS = ["event", "status", "state", "reply", "cmd", "display", "nope", ""]
+
+
+async def test_garbage_on_any_channel_never_breaks_the_link(bus: Bus) -> None:
+    rng = random.Random(20261124)
+    examples = [json.dumps(example.message).encode() for example in EXAMPLES.values()]
+    async with device(bus, "attacker") as attacker:
+        for number in range(600):
+            if number % 2:
+                payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+            else:
+                mutated = bytearray(rng.choice(examples))
+                for _ in range(rng.randint(1, 4)):
+                    mutated[rng.randrange(len(mutated))] = rng.getrandbits(8)
+                payload = bytes(mutated)
+            channel = rng.choice(GARBAGE_CHANNELS)
+            source = rng.choice(["kiosk-1", "term-w1", "stranger-7"])
+            await attacker.publish(f"hall/test/{source}/{channel}", payload, qos=0)
+            if number % 50 == 0:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)
+    failures = [t for t in list(bus.link._tasks) if t.done() and t.exception() is not None]
+    assert failures == []
+    bus.link._buckets.clear()
+    async with device(bus, "kiosk-1", "reply") as kiosk:
+        reply = await request(kiosk, "kiosk-1", {"type": "kiosk.services", "id": "after-garbage"})
+    assert reply["ok"]
