@@ -225,3 +225,21 @@ async def test_tls_listener_refuses_a_client_that_does_not_trust_the_ca(tmp_path
     finally:
         broker.stop()
 
+
+
+async def test_without_mosquitto_the_hall_runs_the_embedded_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hall.broker, "find_mosquitto", lambda: None)
+    broker = await start_broker(tmp_path)
+    try:
+        assert broker.kind == "amqtt"
+        async with mqtt_client(broker, "server") as server:
+            await server.subscribe("hall/jy/kiosk-1/event", qos=1)
+            async with mqtt_client(broker, "kiosk-1") as kiosk:
+                await kiosk.publish("hall/jy/kiosk-1/event", b"take", qos=1)
+            assert (await next_message(server)).payload == b"take"
+    finally:
+        await broker.stop()
+    with pytest.raises(OSError):
+        socket.create_connection((broker.host, broker.port), timeout=1).close()
