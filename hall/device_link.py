@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,10 +33,11 @@ from hall.checkin import CheckInRefused, check_in
 from hall.committer import CommitFailed
 from hall.device_store import DeviceStore, KeptReply
 from hall.eventstore import StoredEvent
+from hall.hall_events import DeviceChanged
 from hall.pii import Identity
 from hall.runtime import Unavailable
 from hall.server import HallServer
-from queueing import Rejected, Source, WindowState
+from queueing import Event, Rejected, Source, WindowState
 from queueing.events import TicketCalled, TicketRecalled
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,6 @@ class DeviceLink:
         self._recent: deque[m.CallView] = deque(maxlen=RECENT_CALLS)
         self._staff_names: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_change: list[Callable[[DeviceChange], None]] = []
         server.runtime.bus.subscribe(self._on_events)
         server.metrics.watch_devices(self.registry)
 
@@ -197,12 +197,29 @@ class DeviceLink:
             self.server.runtime.clock.now()))
 
     def _changed(self, changes: list[DeviceChange]) -> None:
-        """Device changes feed the log, /metrics (read from the registry) and
-        whoever watches ``on_change`` (the status wall, later)."""
+        """Device changes go into the hall's event log, so the status wall
+        gets them on the event stream like any other event; /metrics reads
+        the registry itself."""
+        if not changes:
+            return
+        events: list[Event] = []
         for change in changes:
             log.info("device %s: %s %s", change.device_id, change.type, change.detail)
-            for watcher in self.on_change:
-                watcher(change)
+            status = self.registry.status(change.device_id)
+            spec = status.spec if status is not None else None
+            events.append(DeviceChanged(
+                change.at, change.device_id, change.type.removeprefix("device."),
+                status.kind.value if status is not None and status.kind else None,
+                spec.window if spec else None, spec.area if spec else None,
+                bool(status and status.online), status.paper if status else "ok",
+                status.cover if status else "closed", tuple(status.errors) if status else ()))
+        self._spawn(self._record(events))
+
+    async def _record(self, events: list[Event]) -> None:
+        try:
+            await self.server.runtime.record(events)
+        except (Unavailable, CommitFailed) as exc:
+            log.warning("device changes not logged: %s", exc)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)

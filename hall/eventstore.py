@@ -16,7 +16,12 @@ from typing import Any
 
 import asyncpg
 
+from hall.hall_events import DeviceChanged
 from queueing import Event, event_from_dict, event_to_dict
+
+HALL_EVENT_TYPES = (DeviceChanged,)
+"""The hall's own event types, registered with the codec by importing them
+here, so every stored event can be read back wherever the store is used."""
 
 WIRE_VERSION = 1
 """Version of the JSON an event is published in; bumped on incompatible change."""

@@ -86,7 +86,11 @@ class HallRuntime:
     async def restore(self) -> int:
         """Replay the current day from storage; returns the events read."""
         stored = await self.store.load_current_day()
-        self.engine = Engine.replay(self.config.layout, (s.event for s in stored))
+        engine = Engine(self.config.layout)
+        for item in stored:
+            if engine.applies(item.event):
+                engine.apply(item.event)
+        self.engine = engine
         last = stored[-1].seq if stored else await self.store.last_seq()
         self.committer.next_seq = last + 1
         log.info("hall %s: %d events restored, next seq %d", self.hall_id, len(stored), last + 1)
@@ -123,6 +127,14 @@ class HallRuntime:
         if side is not None:
             rows += side(stored)
         return await self.committer.submit(stored, rows)
+
+    async def record(self, events: list[Event]) -> list[StoredEvent]:
+        """Log events that are the hall's, not the engine's (``hall_events``):
+        numbered and committed like the others, so subscribers see them in
+        order and can resume them."""
+        if not self.ready:
+            raise Unavailable("the hall is recovering its storage; try again shortly")
+        return await self.committer.submit(self._number(self.engine.day, events))
 
     def _number(self, day: date | None, events: Sequence[Event]) -> list[StoredEvent]:
         """Give each event its sequence number and business day: the events of

@@ -110,6 +110,11 @@ class HallState:
         """Apply one event that an engine over the same layout produced."""
         self._appliers[type(item)](item)
 
+    def applies(self, item: Event) -> bool:
+        """Whether the event is the engine's own: a server may log others
+        beside them (a device coming online) that change no engine state."""
+        return type(item) in self._appliers
+
     def _state(self, window: WindowRuntime) -> WindowState:
         """A window's visible state, derived so it can never disagree."""
         if window.closed:

@@ -311,3 +311,20 @@ async def test_garbage_on_any_channel_never_breaks_the_link(bus: Bus) -> None:
     async with device(bus, "kiosk-1", "reply") as kiosk:
         reply = await request(kiosk, "kiosk-1", {"type": "kiosk.services", "id": "after-garbage"})
     assert reply["ok"]
+
+
+async def test_device_changes_are_on_the_event_stream_and_a_restore_skips_them(
+    bus: Bus,
+) -> None:
+    async with TestClient(TestServer(build_app(bus.server))) as client, \
+            client.ws_connect("/api/v1/events?type=device.*") as stream, \
+            device(bus, "kiosk-1") as kiosk:
+        await kiosk.publish("hall/test/kiosk-1/status", json.dumps(
+            {"v": 1, "state": "online", "kind": "kiosk"}), qos=1, retain=True)
+        online = json.loads(await stream.receive_str(timeout=5))
+    assert (online["type"], online["device_id"], online["change"], online["online"]) == (
+        "device.changed", "kiosk-1", "online", True)
+    assert online["seq"] > 0
+    before = bus.server.runtime.engine.snapshot()
+    await bus.server.runtime.restore()
+    assert bus.server.runtime.engine.snapshot() == before
