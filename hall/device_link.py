@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -43,6 +44,15 @@ from queueing.events import TicketCalled, TicketRecalled
 log = logging.getLogger(__name__)
 
 RECENT_CALLS = 10
+MAX_IN_FLIGHT = 200
+BOARD_EVERY = 0.2
+"""Seconds a hall board may lag behind changed waiting counts: every ticket
+changes them, and boards need not redraw faster than people read. Calls are
+shown at once."""
+MQTT_LOG = logging.getLogger("hall.device_link.mqtt")
+MQTT_LOG.setLevel(logging.ERROR)
+"""aiomqtt warns of "pending publish calls" past ten in flight, which the
+hall's one connection always has; its errors still show."""
 RATE_PER_SECOND = 20.0
 """A device's steady message rate; a person pressing buttons stays far below."""
 BURST = 40.0
@@ -87,6 +97,7 @@ class DeviceLink:
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._board_refresh: asyncio.TimerHandle | None = None
         self._recent: deque[m.CallView] = deque(maxlen=RECENT_CALLS)
         self._staff_names: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,6 +129,9 @@ class DeviceLink:
             password=parts.password,
             identifier=f"hall-server-{self.hall_id}",
             clean_session=True,
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            max_inflight_messages=MAX_IN_FLIGHT,
+            logger=MQTT_LOG,
         ) as client:
             for pattern in subscriptions(self.hall_id):
                 await client.subscribe(pattern, qos=1)
@@ -134,9 +148,23 @@ class DeviceLink:
                     await sender
 
     async def _send(self, client: aiomqtt.Client) -> None:
+        """Many publishes in flight at once: waiting for each acknowledgement
+        capped the hall at a few thousand messages a second. The client sends
+        them in order, so a screen still gets its views in order."""
+        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+        async def publish(item: Outgoing) -> None:
+            try:
+                await client.publish(item.topic, item.payload, qos=1, retain=item.retain)
+            except aiomqtt.MqttError as exc:
+                log.warning("publish to %s failed: %s", item.topic, exc)
+            finally:
+                in_flight.release()
+
         while True:
             item = await self._outbox.get()
-            await client.publish(item.topic, item.payload, qos=1, retain=item.retain)
+            await in_flight.acquire()
+            self._spawn(publish(item))
 
     def _post(self, device_id: str, channel: Channel, payload: bytes) -> None:
         self._outbox.put_nowait(
@@ -436,6 +464,7 @@ class DeviceLink:
         """Committed events change what screens show and what is announced."""
         screens: set[str] = set()
         boards = False
+        called = False
         engine = self.server.runtime.engine
         for stored in events:
             event = stored.event
@@ -446,11 +475,15 @@ class DeviceLink:
                 name = engine.layout.windows[event.window_id].name
                 self._recent.appendleft(m.CallView(number=event.number, window_name=name))
                 self._announce(event.number, name)
+                called = True
             boards = boards or event.type.startswith("ticket.")
         for screen in screens:
             self._publish_screen(screen)
-        if boards:
-            self._publish_boards()
+        if called:
+            self._publish_boards()  # a call shows at once; the refresh below is then moot
+        elif boards and self._board_refresh is None:
+            self._board_refresh = asyncio.get_running_loop().call_later(
+                BOARD_EVERY, self._publish_boards)
 
     def _announce(self, number: str, window_name: str) -> None:
         text = f"请{number}号到{window_name}办理"
@@ -490,6 +523,9 @@ class DeviceLink:
             self._post(status.id, Channel.DISPLAY, payload)
 
     def _publish_boards(self) -> None:
+        if self._board_refresh is not None:
+            self._board_refresh.cancel()
+            self._board_refresh = None
         engine = self.server.runtime.engine
         calling = [
             m.CallView(number=t.number, window_name=engine.layout.windows[w.id].name)
