@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import time
@@ -94,7 +95,8 @@ class DeviceLink:
         self.hall_id = server.config.layout.hall_id
         self.store = DeviceStore(server.pool, self.hall_id)
         self.connected = asyncio.Event()
-        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self._outbox: asyncio.PriorityQueue[tuple[int, int, Outgoing]] = asyncio.PriorityQueue()
+        self._posted = itertools.count()
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._board_refresh: asyncio.TimerHandle | None = None
@@ -162,14 +164,17 @@ class DeviceLink:
                 in_flight.release()
 
         while True:
-            item = await self._outbox.get()
+            _, _, item = await self._outbox.get()
             await in_flight.acquire()
             self._spawn(publish(item))
 
     def _post(self, device_id: str, channel: Channel, payload: bytes) -> None:
-        self._outbox.put_nowait(
-            Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained)
-        )
+        """Replies and commands go before views: someone waits on a reply, and a
+        call's reply must not queue behind the forty boards it redraws. Within
+        one priority, order is kept, so a screen gets its views in order."""
+        outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained)
+        priority = 1 if channel is Channel.DISPLAY else 0
+        self._outbox.put_nowait((priority, next(self._posted), outgoing))
 
     # --------------------------------------------------------------- inbound
 
