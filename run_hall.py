@@ -3,6 +3,14 @@
     python run_hall.py                       the hall in config/demo-hall.toml
     python run_hall.py --demo                ... with simulated citizens and clerks
     python run_hall.py --config my-hall.toml --port 8081
+    python run_hall.py simulate --mqtt-url mqtt://127.0.0.1:1883
+                                             the hall's devices, simulated, against the
+                                             broker of a running hall server
+
+In the demo, citizens take tickets at simulated kiosks and the clerks of the
+windows with a call terminal work at simulated terminals, all on the MQTT
+bus as real devices would (devices/simulator.py); the clerks of the other
+windows are simulated in-process (hall/demo.py).
 
 Ctrl-C (SIGINT) or SIGTERM stops it cleanly. Exit codes: 0 after a clean stop,
 2 for a configuration or start-up problem, which is printed with its cause.
@@ -17,13 +25,16 @@ import logging
 import os
 import signal
 import sys
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 
+from devices.simulator import SimService, Simulation
 from hall import logs
+from hall.auth import verify_password
 from hall.broker import Broker, start_broker
 from hall.clock import Clock, SimulatedClock, WallClock
 from hall.config import ConfigError, HallConfig, load_hall_config
@@ -36,6 +47,15 @@ from hall.pii import DataKey
 from hall.server import HallServer
 
 log = logging.getLogger("smarthall")
+
+DEMO_STAFF_PASSWORD = "hall-demo-2026"
+"""The published password of the demo's staff accounts (config/demo-hall.toml)."""
+
+KIOSK_RATE = 50.0
+"""Citizens per hall hour at each simulated kiosk: with the demo's three kiosks, about
+what its windows can serve."""
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,7 +74,146 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--log-format", choices=("text", "json"), default="text",
         help="json: one object per line, for a log collector",
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the hall's devices, simulated, against an MQTT broker",
+        description="Run the hall's [[devices]] as simulated devices on an MQTT broker: "
+        "kiosks take tickets, call terminals call and serve, screens follow. Point it at "
+        "the broker of a running hall server that was not started with --demo, which runs "
+        "these devices itself (two clients with one device id take each other's place).",
+    )
+    simulate.add_argument("--config", default="config/demo-hall.toml", help="hall TOML file")
+    simulate.add_argument(
+        "--mqtt-url", default=os.environ.get("HALL_MQTT_URL") or DEFAULT_MQTT_URL,
+        help=f"the broker (default: $HALL_MQTT_URL or {DEFAULT_MQTT_URL})",
+    )
+    simulate.add_argument(
+        "--speed", type=float, default=1.0,
+        help="hall seconds per real second; match the server's clock: 1 for a server on "
+        "the wall clock, the --speed of a --demo server (default: 1)",
+    )
+    simulate.add_argument(
+        "--kiosk-rate", type=float, default=KIOSK_RATE,
+        help="citizens per hall hour at each kiosk (default: %(default)g)",
+    )
+    simulate.add_argument(
+        "--staff-password", default=os.environ.get("HALL_STAFF_PASSWORD", DEMO_STAFF_PASSWORD),
+        help="password of the config's staff accounts, for the call terminals "
+        "(default: $HALL_STAFF_PASSWORD or the demo's)",
+    )
+    simulate.add_argument(
+        "--device-password", default=os.environ.get("HALL_DEVICE_PASSWORD"),
+        help="MQTT password of every device, for a broker that checks them "
+        "(default: $HALL_DEVICE_PASSWORD; none for an anonymous broker)",
+    )
+    simulate.add_argument("--seed", type=int, default=7, help="random seed")
+    simulate.add_argument("--log-level", default="INFO")
+    simulate.add_argument("--log-format", choices=("text", "json"), default="text")
     return parser.parse_args(argv)
+
+
+def staff_accounts(config: HallConfig, password: str) -> list[tuple[str, str]]:
+    """The clerks (role staff) of the config whose password is ``password``: the hall
+    checks passwords at terminal.login, so only they can work a simulated terminal."""
+    return [
+        (entry.id, password) for entry in config.auth.staff
+        if entry.role == "staff" and verify_password(entry.password_hash, password)
+    ]
+
+
+def kiosk_services(config: HallConfig) -> list[SimService]:
+    """Every service a window serves, weighted by how many citizens an hour the windows
+    can serve of it (each window's time shared among its services): demand follows
+    capacity, so that no queue grows all day while others stay empty."""
+    capacity: dict[str, float] = dict.fromkeys(config.layout.services, 0.0)
+    services = config.layout.services
+    for window in config.layout.windows.values():
+        for service_id in window.services:
+            minutes = max(services[service_id].avg_service_minutes, 1.0)
+            capacity[service_id] += 60 / minutes / len(window.services)
+    return [
+        SimService(s.id, capacity[s.id], s.avg_service_minutes)
+        for s in services.values() if capacity[s.id] > 0
+    ]
+
+
+def build_simulation(
+    config: HallConfig,
+    mqtt_url: str,
+    speed: float,
+    *,
+    staff_password: str = DEMO_STAFF_PASSWORD,
+    device_password: str | None = None,
+    arrivals_per_hour: float = KIOSK_RATE,
+    seed: int = 7,
+) -> Simulation:
+    """The config's [[devices]], simulated; call terminals get the clerks that can log in."""
+    return Simulation(
+        config.layout.hall_id,
+        mqtt_url,
+        [(d.id, d.kind, d.window, d.screen) for d in config.devices],
+        kiosk_services(config),
+        staff_accounts(config, staff_password),
+        speed=speed,
+        seed=seed,
+        arrivals_per_hour=arrivals_per_hour,
+        device_password=device_password,
+    )
+
+
+def describe(simulation: Simulation) -> str:
+    kinds = Counter(str(device.kind) for device in simulation.devices)
+    windows = ", ".join(sorted(simulation.driven_windows)) or "none"
+    return (f"{len(simulation.devices)} simulated devices "
+            f"({', '.join(f'{n} {kind}' for kind, n in kinds.items())}); "
+            f"call terminals at work: {windows}")
+
+
+def summary(simulation: Simulation) -> str:
+    stats = simulation.stats
+    return (f"{len(stats.issued)} tickets taken at kiosks, {stats.called} called, "
+            f"{stats.served} served, {stats.skipped} no-shows, {stats.ratings} ratings, "
+            f"{stats.retried.total()} requests retried")
+
+
+async def report(simulation: Simulation, every: float = 60.0) -> None:
+    """Now and then, what the simulated devices did (their own logs are mostly debug)."""
+    while True:
+        await asyncio.sleep(every)
+        log.info("simulated devices so far: %s", summary(simulation))
+
+
+async def simulate(config: HallConfig, args: argparse.Namespace) -> int:
+    """``run_hall.py simulate``: the devices alone, against any broker, until Ctrl-C."""
+    simulation = build_simulation(
+        config, args.mqtt_url, args.speed, staff_password=args.staff_password,
+        device_password=args.device_password, arrivals_per_hour=args.kiosk_rate, seed=args.seed,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"SmartHall simulator: {describe(simulation)}\n"
+          f"  hall {config.layout.hall_id} on {args.mqtt_url} at {args.speed:g}x\n"
+          f"  Ctrl-C stops", flush=True)
+    reporter = asyncio.create_task(report(simulation))
+    try:
+        await simulation.run(stop)
+    finally:
+        reporter.cancel()
+    print(f"SmartHall simulator: stopped after {summary(simulation)}", flush=True)
+    return 0
+
+
+async def simulate_devices(link: DeviceLink, simulation: Simulation, stop: asyncio.Event) -> None:
+    """The demo's devices, once the hall listens on the bus (a request sent before
+    that would only be answered after its retry)."""
+    await link.connected.wait()
+    try:
+        await simulation.run(stop)
+    except Exception:
+        log.exception("the simulated devices stopped")
 
 
 def demo_start(config: HallConfig) -> datetime:
@@ -131,22 +290,41 @@ async def listen(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     background = [asyncio.create_task(runtime.keep_time()), asyncio.create_task(link.run())]
+    devices_stop = asyncio.Event()
+    simulation: Simulation | None = None
+    simulated: asyncio.Task[None] | None = None
     if args.demo:
-        background.append(asyncio.create_task(DemoActivity(runtime).run()))
+        # The hall's devices on the bus, at the hall clock's speed; DemoActivity clerks
+        # only the windows no simulated terminal works at, and leaves citizens to the kiosks.
+        simulation = build_simulation(config, link.url, args.speed)
+        simulated = asyncio.create_task(simulate_devices(link, simulation, devices_stop))
+        clerks = DemoActivity(runtime, arrivals_per_hour=0,
+                              skip_windows=simulation.driven_windows)
+        background += [simulated, asyncio.create_task(clerks.run()),
+                       asyncio.create_task(report(simulation))]
     base = f"http://{host}:{port}"
     layout = config.layout
     print(f"SmartHall: {layout.name} ({len(layout.windows)} windows, "
           f"{len(layout.services)} services) is running", flush=True)
-    if args.demo:
+    if simulation is not None:
         print(f"  demo: simulated citizens and clerks, hall clock from "
-              f"{runtime.clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x", flush=True)
+              f"{runtime.clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x\n"
+              f"        {describe(simulation)}; the other windows' clerks in-process",
+              flush=True)
     print(f"  hall now:  {base}/api/v1/hall\n  API:       {base}/api/v1/openapi.json\n"
           f"  devices:   {link.url} (MQTT, topics hall/{config.layout.hall_id}/<device>/...)\n"
           f"  health:    {base}/healthz\n  Ctrl-C stops", flush=True)
     await stop.wait()
     print("SmartHall: stopping", flush=True)
+    devices_stop.set()  # each simulated device says it is offline, then stops
     for task in background:
-        task.cancel()
+        if task is not simulated:
+            task.cancel()
+    if simulated is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(simulated)
+        simulated.cancel()
     for task in background:
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -165,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
+    if args.command == "simulate":
+        return asyncio.run(simulate(config, args))
     return asyncio.run(serve(config, args))
 
 

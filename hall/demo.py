@@ -4,6 +4,11 @@ Citizens arrive at random and take tickets for popular services; every window
 is staffed and works through its queue with realistic service times. It
 drives the hall through the same ``HallRuntime.apply`` the API will use, so
 the demo exercises the real path, not a shortcut.
+
+With simulated devices on the bus (``devices.simulator``), the demo leaves
+them the windows their call terminals drive (``skip_windows``: two clerks at
+one window would steal each other's citizens) and, with
+``arrivals_per_hour=0``, the citizens to the kiosks.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Collection
 from typing import Any
 
 from hall.committer import CommitFailed
@@ -23,19 +29,29 @@ SOURCES = [Source.WALK_IN] * 5 + [Source.ID_CARD] * 3 + [Source.PHONE, Source.MO
 
 
 class DemoActivity:
-    def __init__(self, runtime: HallRuntime, *, seed: int = 7, arrivals_per_hour: float = 240):
+    def __init__(
+        self,
+        runtime: HallRuntime,
+        *,
+        seed: int = 7,
+        arrivals_per_hour: float = 240,
+        skip_windows: Collection[str] = (),
+    ):
         self.runtime = runtime
         self.rng = random.Random(seed)
         self.arrivals_per_hour = arrivals_per_hour
+        self.skip_windows = frozenset(skip_windows)
 
     async def run(self) -> None:
         layout = self.runtime.config.layout
+        windows = [w for w in layout.windows if w not in self.skip_windows]
         for number, window_id in enumerate(layout.windows, start=1):
-            if self.runtime.engine.window(window_id).staff is None:
+            if window_id in windows and self.runtime.engine.window(window_id).staff is None:
                 await self._try("login", window_id, f"staff-{number:03d}")
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._citizens())
-            for window_id in layout.windows:
+            if self.arrivals_per_hour > 0:
+                group.create_task(self._citizens())
+            for window_id in windows:
                 group.create_task(self._clerk(window_id))
 
     async def _citizens(self) -> None:

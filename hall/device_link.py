@@ -118,6 +118,9 @@ class DeviceLink:
                 await self._session()
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # being stopped: a dropped connection is no reason to retry
                 log.warning("device bus connection lost (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

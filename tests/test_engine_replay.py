@@ -71,7 +71,8 @@ def round_trip(events: list[Event]) -> list[Event]:
 
 def test_the_scripted_day_produces_every_event_type() -> None:
     produced = {item.type for item in a_day_with_every_kind_of_event().log}
-    assert produced == set(EVENT_TYPES)
+    engine_types = {n for n, cls in EVENT_TYPES.items() if cls.__module__ == "queueing.events"}
+    assert produced == engine_types
 
 
 def test_every_event_survives_a_json_round_trip_unchanged() -> None:
