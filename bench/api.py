@@ -79,7 +79,6 @@ from collections import Counter  # noqa: E402
 from collections.abc import Awaitable, Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
@@ -87,7 +86,7 @@ import asyncpg  # noqa: E402
 from hall.auth import token_sha256  # noqa: E402
 from hall.config import HallConfig, load_hall_config  # noqa: E402
 from hall.migrate import migrate  # noqa: E402
-from hall.pg import Database, start_embedded  # noqa: E402
+from hall.pg import Database, start_embedded, with_database  # noqa: E402
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEMO_CONFIG = ROOT / "config" / "demo-hall.toml"
@@ -170,11 +169,6 @@ def r2(value: float) -> float | None:
 
 
 # ---------------------------------------------------------------- database
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 async def _answers(url: str) -> bool:

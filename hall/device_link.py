@@ -39,6 +39,7 @@ from hall.hall_events import DeviceChanged
 from hall.pii import Identity
 from hall.runtime import Unavailable
 from hall.server import HallServer
+from hall.views import service_open
 from queueing import Event, Rejected, Source, WindowState
 from queueing.events import TicketCalled, TicketRecalled
 
@@ -562,7 +563,7 @@ class DeviceLink:
             estimate = engine.service_estimate(service.id)
             views.append({
                 "id": service.id, "name": service.name, "category": service.category,
-                "open": service.hours.is_open(now) and estimate.open_windows > 0,
+                "open": service_open(service, estimate, now),
                 "waiting": estimate.people_ahead,
                 "estimated_minutes": None if estimate.minutes is None
                 else round(estimate.minutes, 1),

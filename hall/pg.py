@@ -54,6 +54,12 @@ def open_database(configured: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> 
     return start_embedded(data_dir)
 
 
+def with_database(url: str, name: str) -> str:
+    """The same server's URL, naming another database on it."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
 async def ensure_database(admin_url: str, name: str, *, fresh: bool = False) -> str:
     """The URL of database ``name`` on the server of ``admin_url``, created
     when missing; ``fresh`` drops it first (the throwaway demo hall)."""
@@ -66,5 +72,4 @@ async def ensure_database(admin_url: str, name: str, *, fresh: bool = False) -> 
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    return with_database(admin_url, name)

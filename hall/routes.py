@@ -27,7 +27,7 @@ from hall.eventstore import StoredEvent
 from hall.pii import Identity
 from hall.runtime import Unavailable
 from hall.server import SERVER, HallServer
-from hall.views import hall_view
+from hall.views import hall_view, service_open
 from queueing import Source, StrategyError, StrategySpec, Ticket
 
 api = Api(
@@ -318,7 +318,7 @@ async def list_services(request: web.Request) -> list[ServiceOut]:
         text = server.config.tickets.get(service.id)
         found.append(ServiceOut(
             id=service.id, name=service.name, category=service.category, prefix=service.prefix,
-            open=service.hours.is_open(now) and estimate.open_windows > 0,
+            open=service_open(service, estimate, now),
             waiting=estimate.people_ahead, open_windows=estimate.open_windows,
             estimated_minutes=None if estimate.minutes is None else round(estimate.minutes, 1),
             daily_quota=service.daily_quota, issued_today=engine.issued_today(service.id),

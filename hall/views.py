@@ -6,9 +6,11 @@ kept separate so the engine can change inside without breaking clients.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from hall.runtime import HallRuntime
+from queueing import Estimate, Service
 
 
 def hall_view(runtime: HallRuntime) -> dict[str, Any]:
@@ -24,7 +26,7 @@ def hall_view(runtime: HallRuntime) -> dict[str, Any]:
                 "name": service.name,
                 "category": service.category,
                 "prefix": service.prefix,
-                "open": service.hours.is_open(now) and estimate.open_windows > 0,
+                "open": service_open(service, estimate, now),
                 "waiting": estimate.people_ahead,
                 "open_windows": estimate.open_windows,
                 "estimated_minutes": _rounded(estimate.minutes),
@@ -56,6 +58,12 @@ def hall_view(runtime: HallRuntime) -> dict[str, Any]:
         "services": services,
         "windows": windows,
     }
+
+
+def service_open(service: Service, estimate: Estimate, now: datetime) -> bool:
+    """What kiosks, screens and the API call "open": within its hours and with
+    a window taking tickets (Q4). A used-up quota is refused at the kiosk."""
+    return service.hours.is_open(now) and estimate.open_windows > 0
 
 
 def _rounded(minutes: float | None) -> float | None:

@@ -14,21 +14,15 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from hall.migrate import migrate
-from hall.pg import start_embedded
+from hall.pg import start_embedded, with_database
 from tests.mqtt_kit import Mosquitto, start_mosquitto
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 def answers(url: str) -> bool:
