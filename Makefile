@@ -48,13 +48,23 @@ clean:
 
 venv: $(STAMP)
 
-# Debian packages the tests need, each as command:package. What is missing is installed
-# with apt-get when we are root; otherwise make stops and says what to install.
-SYSTEM_DEPS := mosquitto:mosquitto
+# Debian packages the tests need, each as what-shows-it:package, where what shows it is a
+# command on PATH or an absolute path. What is missing is installed with apt-get when we
+# are root; otherwise make stops and says what to install. libpcsclite-dev must be there
+# before pip builds pyscard, so `make test` checks these before it sets up the venv.
+SYSTEM_DEPS := mosquitto:mosquitto \
+  pcscd:pcscd \
+  /usr/include/PCSC/winscard.h:libpcsclite-dev \
+  /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
+  vicc:python3-virtualsmartcard \
+  /usr/lib/python3/dist-packages/Cryptodome:python3-pycryptodome \
+  espeak-ng:espeak-ng
 check-system:
 	@export PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin"; missing=; \
 	for dep in $(SYSTEM_DEPS); do \
-	  command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; \
+	  what="$${dep%%:*}"; \
+	  case "$$what" in /*) [ -e "$$what" ] ;; *) command -v "$$what" >/dev/null ;; esac \
+	    || missing="$$missing $${dep#*:}"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -67,7 +77,7 @@ check-system:
 	fi
 
 # (Re)install only when a requirements file is newer than the stamp.
-$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/pip
+$(STAMP): requirements.txt requirements-pcsc.txt requirements-dev.txt | $(BIN)/pip
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	@touch $@
 

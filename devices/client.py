@@ -1,0 +1,314 @@
+"""One device's connection to the hall, as docs/mqtt.md describes it.
+
+The simulated devices and the edge agent's real ones are both ``DeviceClient``\\s: the
+same connection, last will, birth, retained state, requests matched to replies by id
+(asked again with the same id when a reply is lost), and reconnection with backoff.
+A subclass says what the device does on its own (``behave``) and how it reacts to
+commands and views from the hall (``on_command``, ``on_display``).
+
+This module must never import ``hall``: the edge agent runs without the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Coroutine
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from devices import messages as m
+from devices.topics import QOS, Channel, DeviceKind, device_subscriptions, parse_topic, topic
+
+log = logging.getLogger(__name__)
+
+MQTT_LOG = log.getChild("mqtt")
+"""The MQTT library's own log. Its socket errors only repeat the warning each device logs
+when its connection drops (two dozen times over when Ctrl-C stops the demo's broker with
+the demo); set this logger to DEBUG to see them."""
+MQTT_LOG.setLevel(logging.CRITICAL)
+
+REPLY_TIMEOUT = 10.0
+"""Real seconds to wait for a reply before asking again with the same id (docs/mqtt.md)."""
+
+KEEPALIVE = 30
+"""Seconds, as docs/mqtt.md asks: the broker declares a silent device offline within 45 s."""
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()
+
+
+class DeviceClient:
+    """One device on the bus: its own MQTT connection (reconnected with a growing,
+    jittered delay), its retained birth and state, its requests and what the hall sends.
+
+    ``password`` is for a broker that checks devices (username = device id); a password
+    in ``broker_url`` is used when ``password`` is not given.
+    """
+
+    def __init__(
+        self,
+        hall_id: str,
+        device_id: str,
+        kind: DeviceKind,
+        broker_url: str,
+        *,
+        password: str | None = None,
+        firmware: str = "",
+        config_version: str = "",
+        reply_timeout: float = REPLY_TIMEOUT,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.hall_id = hall_id
+        self.id = device_id
+        self.kind = kind
+        self.broker_url = broker_url
+        self.password = password if password is not None else _url_password(broker_url)
+        self.firmware = firmware
+        self.config_version = config_version
+        self.reply_timeout = reply_timeout
+        self.rng = rng or random.Random(device_id)
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._pending: dict[str, asyncio.Future[m.Reply]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None
+
+    def topic(self, channel: Channel) -> str:
+        return topic(self.hall_id, self.id, channel)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    # ---------------------------------------------------------------- life
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected and behave until ``stop`` is set; say offline on the way out,
+        since a clean disconnect cancels the last will."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self._tasks.add(group.create_task(self.behave()))
+            connection = group.create_task(self._stay_connected())
+            await stop.wait()
+            for task in list(self._tasks):
+                task.cancel()
+            connection.cancel()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Handle a command on the side: the message loop must go on reading, or the
+        reply that the handler waits for would never be read."""
+        assert self._group is not None
+        task = self._group.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def behave(self) -> None:
+        """What the device does on its own; most devices only react."""
+
+    def state(self) -> m.DeviceState:
+        """Health and telemetry as published on ``state``: healthy by default."""
+        return m.DeviceState()
+
+    async def publish_state(self) -> None:
+        """After a change; a device offline publishes it when it is back."""
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(self.topic(Channel.STATE), m.encode(self.state()), qos=QOS,
+                                 retain=True)
+
+    async def _stay_connected(self) -> None:
+        """Say so once per outage, not at every attempt, and spread reconnections so a
+        broker coming back is not hit by every device at once."""
+        delay = 0.5
+        quiet = False
+        while True:
+            client = self._connect()
+            try:
+                async with client:
+                    delay, quiet = 0.5, False
+                    _no_delay(client)
+                    await self._session(client)
+            except aiomqtt.MqttError as exc:
+                still_cancelled(exc)
+                log.log(logging.DEBUG if quiet else logging.WARNING,
+                        "%s: no connection to the broker (%s); retrying in %.1f s", self.id,
+                        exc, delay)
+                quiet = True
+                await asyncio.sleep(delay * self.rng.uniform(0.8, 1.2))
+                delay = min(delay * 2, 30.0)
+            finally:
+                forget_disconnection(client)
+
+    def _connect(self) -> aiomqtt.Client:
+        parts = urlsplit(self.broker_url)
+        secure = parts.scheme in ("mqtts", "ssl")
+        return aiomqtt.Client(
+            parts.hostname or "127.0.0.1",
+            parts.port or (8883 if secure else 1883),
+            identifier=self.id,
+            logger=MQTT_LOG,
+            username=self.id if self.password else None,
+            password=self.password,
+            clean_session=True,
+            keepalive=KEEPALIVE,
+            will=aiomqtt.Will(self.topic(Channel.STATUS), m.encode(m.Offline()), qos=QOS,
+                              retain=True),
+            tls_context=ssl.create_default_context() if secure else None,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        """docs/mqtt.md, "Connecting": subscribe, then birth, then state, then listen."""
+        try:
+            for name in device_subscriptions(self.hall_id, self.id):
+                await client.subscribe(name, qos=QOS)
+            birth = m.Birth(kind=self.kind, firmware=self.firmware,
+                            config_version=self.config_version)
+            await client.publish(self.topic(Channel.STATUS), m.encode(birth), qos=QOS,
+                                 retain=True)
+            await client.publish(self.topic(Channel.STATE), m.encode(self.state()), qos=QOS,
+                                 retain=True)
+            self._client = client
+            self._connected.set()
+            log.debug("%s: online", self.id)
+            async for message in client.messages:
+                self._receive(message)
+        except asyncio.CancelledError:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await client.publish(self.topic(Channel.STATUS), m.encode(m.Offline()),
+                                         qos=QOS, retain=True)
+            raise
+        finally:
+            self._connected.clear()
+            self._client = None
+
+    # ------------------------------------------------------------ requests
+
+    async def request(self, message: m.Request) -> m.Reply:
+        """Ask the hall and wait for its answer. Without one within the reply timeout,
+        ask again with the *same* id: the hall answers a repeated id with its kept
+        reply and changes nothing, so a lost reply never makes a second ticket."""
+        future: asyncio.Future[m.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[message.id] = future
+        payload = m.encode(message)
+        try:
+            retry = False
+            while True:
+                self.on_sent(message, retry)
+                retry = True
+                await self._publish_event(payload)
+                try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that arrives with the reply, and the device would not stop.
+                    async with asyncio.timeout(self.reply_timeout):
+                        return await asyncio.shield(future)
+                except TimeoutError:
+                    log.info("%s: no reply to %s %s within %g s; asking again with the same id",
+                             self.id, message.type, message.id, self.reply_timeout)
+        finally:
+            del self._pending[message.id]
+
+    def on_sent(self, message: m.Request, retry: bool) -> None:
+        """Called each time a request goes out, ``retry`` for the same id again."""
+
+    async def _publish_event(self, payload: bytes) -> None:
+        while True:
+            await self._connected.wait()
+            client = self._client
+            if client is None:
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                await client.publish(self.topic(Channel.EVENT), payload, qos=QOS)
+                return
+            except aiomqtt.MqttError as exc:
+                still_cancelled(exc)
+                await asyncio.sleep(0.5)  # the connection is going; wait for the next one
+
+    # ------------------------------------------------------------- inbound
+
+    def _receive(self, message: aiomqtt.Message) -> None:
+        parsed = parse_topic(str(message.topic))
+        if parsed is None or parsed.device_id != self.id:
+            return
+        raw = message.payload
+        if not isinstance(raw, bytes | bytearray) or not raw:
+            return  # a retained view being cleared
+        try:
+            if parsed.channel is Channel.REPLY:
+                self._on_reply(m.decode_reply(raw))
+            elif parsed.channel is Channel.CMD:
+                self.on_command(m.decode_command(raw))
+            elif parsed.channel is Channel.DISPLAY:
+                self.on_display(m.decode_display(raw))
+        except m.MessageError as exc:
+            log.warning("%s: a bad %s message from the hall: %s", self.id, parsed.channel, exc)
+
+    def _on_reply(self, reply: m.Reply) -> None:
+        if self.lose_reply(reply):
+            return
+        future = self._pending.get(reply.re)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def lose_reply(self, reply: m.Reply) -> bool:
+        """Whether to drop ``reply`` as if the network had lost it (simulations)."""
+        return False
+
+    def on_command(self, command: m.Command) -> None:
+        log.debug("%s: ignored a %s command", self.id, command.type)
+
+    def on_display(self, display: m.Display) -> None:
+        log.debug("%s: ignored a %s view", self.id, display.type)
+
+
+def _url_password(url: str) -> str | None:
+    password = urlsplit(url).password
+    return unquote(password) if password is not None else None
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """docs/mqtt.md, "Connecting": without TCP_NODELAY each round trip waits ~40 ms."""
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def still_cancelled(error: aiomqtt.MqttError) -> None:
+    """Raise CancelledError if this task was being cancelled when aiomqtt raised ``error``.
+
+    On Python 3.11 aiomqtt waits with ``asyncio.wait_for``, which can swallow a
+    cancellation that arrives as the connection fails; a device that then retried
+    would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
+
+
+def forget_disconnection(client: aiomqtt.Client) -> None:
+    """aiomqtt keeps why a connection dropped in a future that only its message loop
+    reads; read it, so that a broker going away while we stop (Ctrl-C reaches the demo's
+    own broker too) is not reported as an exception nobody retrieved."""
+    dropped = client._disconnected
+    if dropped.done() and not dropped.cancelled():
+        dropped.exception()
