@@ -27,3 +27,20 @@ class DeviceChanged(Event):
     paper: str
     cover: str
     errors: tuple[str, ...]
+
+
+@event("case.document_added")
+@dataclass(frozen=True, slots=True)
+class CaseDocumentAdded(Event):
+    """A scanned document was attached to a case; the backend fetches it by id.
+
+    Carries no file name: names of scans are often a citizen's name, and events
+    reach every subscriber, screens included.
+    """
+
+    case_id: str
+    document_id: str
+    sha256: str
+    size: int
+    content_type: str
+    pages: int | None

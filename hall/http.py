@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hall import backend_routes, device_routes, routes
+from hall import backend_routes, device_routes, document_routes, routes
 from hall.api.problems import Problem
 from hall.auth import auth_middleware, authorize
 from hall.oidc import OidcLogin, add_oidc_routes
@@ -41,7 +41,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
-ROUTE_MODULES = (routes, backend_routes, device_routes)
+ROUTE_MODULES = (routes, backend_routes, device_routes, document_routes)
 """Each declares its routes on ``routes.api`` when imported."""
 
 
