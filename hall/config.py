@@ -24,6 +24,11 @@ it connects until a manager approves it (devices/registry.py). Each entry
 holds its MQTT password only as SHA-256, like the tokens above; the broker
 checks the password, the hall only needs to recognise it.
 
+The optional ``[[priority_groups]]`` tables name the groups that take a
+priority ticket with a password (Q2: the elderly, the disabled, service
+members...). Their passwords are short and typed by people, so they appear
+only as argon2 hashes, like staff passwords (see hall/priority.py).
+
 Ticket texts (Q3) usually sit on their service or package. A ``[tickets.<id>]``
 table may give them instead, for halls whose catalog is synced from the
 backend (Q9) while the ticket wording stays the hall's own.
@@ -188,6 +193,17 @@ class AuthConfig:
         return timedelta(hours=self.session_hours)
 
 
+@dataclass(frozen=True, slots=True)
+class PriorityGroup:
+    """A group that may take a priority ticket with its password (Q2)."""
+
+    id: str
+    name: str
+    """What the kiosk shows, e.g. 老年人 (70 岁以上)."""
+    password_hash: str
+    """An argon2 hash of the group's password; the clear password is never in the file."""
+
+
 WINDOW_DEVICE_KINDS = frozenset({DeviceKind.CALL_TERMINAL, DeviceKind.EVALUATION_TERMINAL})
 """Kinds that belong to one calling position and mean nothing without it."""
 
@@ -210,6 +226,10 @@ class DeviceEntry:
     else its window's (``Window.screen_id``); None for every other kind."""
     password_sha256: str = ""
     """Lower-case hex SHA-256 of the device's MQTT password."""
+    printer: str | None = None
+    """For a kiosk whose tickets come out of a stand-alone printer: that
+    printer's device id. None for a kiosk with its printer built in, and for
+    every other kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +250,10 @@ class HallConfig:
     database_url: str | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     devices: tuple[DeviceEntry, ...] = ()
+    priority_groups: Mapping[str, PriorityGroup] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """By id, in the order of the file."""
 
 
 def load_hall_config(path: str | Path) -> HallConfig:
@@ -266,6 +290,10 @@ def parse_hall_config(data: Mapping[str, object], source: str = "<config>") -> H
         database_url=hall.database.url if hall.database is not None else None,
         auth=_auth(hall.auth),
         devices=_devices(hall),
+        priority_groups=MappingProxyType({
+            item.id: PriorityGroup(item.id, item.name, item.password_hash)
+            for item in hall.priority_groups
+        }),
     )
 
 
@@ -631,6 +659,13 @@ class _DeviceTable(_Table):
     window: _Id | None = None
     screen: _Text | None = None
     password_sha256: _PasswordSha256
+    printer: _Id | None = None
+
+
+class _PriorityGroupTable(_Table):
+    id: _Id
+    name: _Text
+    password_hash: _Argon2Hash
 
 
 class _HallFile(_Table):
@@ -647,6 +682,7 @@ class _HallFile(_Table):
     strategies: _StrategiesTable = Field(default_factory=_StrategiesTable)
     auth: _AuthTable = Field(default_factory=_AuthTable)
     devices: list[_DeviceTable] = Field(default_factory=list)
+    priority_groups: list[_PriorityGroupTable] = Field(default_factory=list)
 
 
 def _all_keys(annotation: object) -> Iterator[str]:
@@ -721,6 +757,7 @@ def _cross_check(hall: _HallFile) -> Iterator[Problem]:
     yield from _auth_duplicates(hall.auth)
     yield from _duplicates("devices", [device.id for device in hall.devices])
     yield from _device_references(hall)
+    yield from _duplicates("priority_groups", [group.id for group in hall.priority_groups])
 
 
 def _duplicates(table: str, ids: Sequence[str], key: str = "id") -> Iterator[Problem]:
@@ -817,6 +854,7 @@ def _device_references(hall: _HallFile) -> Iterator[Problem]:
     areas = {area.id for area in hall.areas}
     windows = {window.id: window for window in hall.windows}
     screens = {_screen_id(window) for window in hall.windows}
+    kinds = {device.id: device.kind for device in hall.devices}
     for index, device in enumerate(hall.devices):
         key = f"devices[{index}]"
         window = windows.get(device.window) if device.window is not None else None
@@ -836,11 +874,28 @@ def _device_references(hall: _HallFile) -> Iterator[Problem]:
                     f"{key}.screen",
                     f"window {window.id!r} shows on screen {_screen_id(window)!r}",
                 )
+        yield from _printer_reference(key, device, kinds)
         if device.window is None and device.kind in WINDOW_DEVICE_KINDS:
             yield Problem(f"{key}.window", f"required for a {device.kind}")
         unplaced = device.window is None and device.screen is None
         if device.kind is DeviceKind.WINDOW_SCREEN and unplaced:
             yield Problem(f"{key}.window", "required for a window_screen without a screen")
+
+
+def _printer_reference(
+    key: str, device: _DeviceTable, kinds: Mapping[str, DeviceKind]
+) -> Iterator[Problem]:
+    """Only a kiosk prints through another device, and only through a printer
+    the file lists: a job sent to no one would never fail fast."""
+    if device.printer is None:
+        return
+    if device.kind is not DeviceKind.KIOSK:
+        yield Problem(f"{key}.printer", f"only for a kiosk, not a {device.kind}")
+    elif device.printer not in kinds:
+        yield Problem(f"{key}.printer", f"unknown device {device.printer!r}")
+    elif kinds[device.printer] is not DeviceKind.PRINTER:
+        yield Problem(f"{key}.printer", f"{device.printer!r} is a {kinds[device.printer]}, "
+                      "not a printer")
 
 
 def _screen_id(window: _WindowTable) -> str:
@@ -984,7 +1039,8 @@ def _devices(hall: _HallFile) -> tuple[DeviceEntry, ...]:
             [area] = screen_areas[screen]
         entries.append(
             DeviceEntry(
-                item.id, item.kind, item.name, area, item.window, screen, item.password_sha256
+                item.id, item.kind, item.name, area, item.window, screen, item.password_sha256,
+                item.printer,
             )
         )
     return tuple(entries)

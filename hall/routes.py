@@ -10,6 +10,7 @@ Engine refusals become 409/404 problems with the engine's stable codes
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from hall import checkin
+from hall import checkin, priority
 from hall.api.problems import Problem
 from hall.api.routing import Api
 from hall.audit import AuditEntry
@@ -27,7 +28,7 @@ from hall.eventstore import StoredEvent
 from hall.pii import Identity
 from hall.runtime import Unavailable
 from hall.server import SERVER, HallServer
-from hall.views import hall_view, service_open
+from hall.views import TextView, hall_view, service_views, ticket_view, window_view
 from queueing import Source, StrategyError, StrategySpec, Ticket
 
 api = Api(
@@ -81,7 +82,12 @@ class TakeTicket(BaseModel):
     service: str | None = Field(None, description="A service id or a package id")
     source: Source = Source.WALK_IN
     identity: IdentityIn | None = None
-    priority_group: str | None = None
+    priority_group: str | None = Field(
+        None, max_length=64, description="A priority ticket's group (source priority)"
+    )
+    priority_password: str | None = Field(
+        None, min_length=1, max_length=128, description="The priority group's password"
+    )
     appointment_code: str | None = Field(
         None, max_length=32, description="Check in a booked appointment (the service is its own)"
     )
@@ -90,6 +96,11 @@ class TakeTicket(BaseModel):
     def _one_way_in(self) -> TakeTicket:
         if (self.service is None) == (self.appointment_code is None):
             raise ValueError("give a service or an appointment_code, not both")
+        priority = (self.priority_group, self.priority_password)
+        if self.source is Source.PRIORITY and None in priority:
+            raise ValueError("a priority ticket needs its priority_group and priority_password")
+        if self.source is not Source.PRIORITY and priority != (None, None):
+            raise ValueError("priority_group and priority_password are for source priority")
         if self.appointment_code is not None:
             self.source = Source.APPOINTMENT
         elif self.source is Source.APPOINTMENT:
@@ -199,47 +210,44 @@ def last_seq(stored: list[StoredEvent]) -> int | None:
 
 
 def ticket_out(server: HallServer, ticket: Ticket, seq: int | None = None) -> TicketOut:
-    engine = server.runtime.engine
-    ahead: int | None = None
-    minutes: float | None = None
-    if ticket.status.value == "waiting":
-        estimate = engine.ticket_estimate(ticket.id)
-        ahead, minutes = estimate.people_ahead, estimate.minutes
-    text = server.config.tickets.get(ticket.requested)
+    view = ticket_view(server.runtime, ticket.id)
     return TicketOut(
-        id=ticket.id,
-        number=ticket.number,
-        requested=ticket.requested,
-        service=ticket.service,
-        services=list(ticket.services),
-        source=ticket.source.value,
-        status=ticket.status.value,
-        issued_at=ticket.issued_at,
-        window=ticket.window,
-        people_ahead=ahead,
-        estimated_minutes=None if minutes is None else round(minutes, 1),
-        text=None if text is None else TicketText(
-            direction=text.direction, materials=list(text.materials), notice=text.notice
-        ),
+        id=view.id,
+        number=view.number,
+        requested=view.requested,
+        service=view.service,
+        services=list(view.services),
+        source=view.source,
+        status=view.status,
+        issued_at=view.issued_at,
+        window=view.window,
+        people_ahead=view.people_ahead,
+        estimated_minutes=view.estimated_minutes,
+        text=text_out(view.text),
         seq=seq,
     )
 
 
+def text_out(text: TextView | None) -> TicketText | None:
+    if text is None:
+        return None
+    return TicketText(direction=text.direction, materials=list(text.materials),
+                      notice=text.notice)
+
+
 def window_out(server: HallServer, window_id: str, seq: int | None = None) -> WindowOut:
-    engine = server.runtime.engine
-    window = engine.window(window_id)
-    current = engine.current_ticket(window_id)
+    view = window_view(server.runtime, window_id)
     return WindowOut(
-        id=window.id,
-        name=window.config.name,
-        area=window.config.area,
-        screen=window.config.screen_id,
-        state=engine.window_state(window_id).value,
-        staff=window.staff,
-        ticket=current.number if current else None,
-        ticket_id=current.id if current else None,
-        pause_message=window.pause.message if window.pause else None,
-        anomalies=[kind.value for kind in window.anomalies],
+        id=view.id,
+        name=view.name,
+        area=view.area,
+        screen=view.screen,
+        state=view.state,
+        staff=view.staff,
+        ticket=view.ticket,
+        ticket_id=view.ticket_id,
+        pause_message=view.pause_message,
+        anomalies=list(view.anomalies),
         seq=seq,
     )
 
@@ -309,23 +317,15 @@ class TicketQuery(BaseModel):
 @api.get("/services", response=list[ServiceOut], tags=("services",),
          summary="Services with waiting counts, estimates and their ticket text (Q4, Q14)")
 async def list_services(request: web.Request) -> list[ServiceOut]:
-    server = server_of(request)
-    engine = server.runtime.engine
-    now = server.runtime.clock.now()
-    found = []
-    for service in engine.layout.services.values():
-        estimate = engine.service_estimate(service.id)
-        text = server.config.tickets.get(service.id)
-        found.append(ServiceOut(
-            id=service.id, name=service.name, category=service.category, prefix=service.prefix,
-            open=service_open(service, estimate, now),
-            waiting=estimate.people_ahead, open_windows=estimate.open_windows,
-            estimated_minutes=None if estimate.minutes is None else round(estimate.minutes, 1),
-            daily_quota=service.daily_quota, issued_today=engine.issued_today(service.id),
-            text=None if text is None else TicketText(
-                direction=text.direction, materials=list(text.materials), notice=text.notice),
-        ))
-    return found
+    return [
+        ServiceOut(
+            id=s.id, name=s.name, category=s.category, prefix=s.prefix, open=s.open,
+            waiting=s.waiting, open_windows=s.open_windows,
+            estimated_minutes=s.estimated_minutes, daily_quota=s.daily_quota,
+            issued_today=s.issued_today, text=text_out(s.text),
+        )
+        for s in service_views(server_of(request).runtime)
+    ]
 
 
 @api.get("/tickets", query=TicketQuery, response=list[TicketOut], roles=READERS,
@@ -366,6 +366,8 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
     if body.appointment_code is not None:
         return await check_in(request, principal, body.appointment_code)
     assert body.service is not None
+    if body.source is Source.PRIORITY:
+        await check_priority(server, principal, body)
     citizen: int | None = None
     if body.identity is not None:
         identity = Identity(body.identity.name, body.identity.id_number, body.identity.phone)
@@ -386,6 +388,29 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
         raise
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
     return ticket_out(server, ticket, last_seq(stored))
+
+
+PRIORITY_STATUS = {
+    priority.WRONG_PASSWORD: 403,
+    priority.UNKNOWN_GROUP: 422,
+    priority.TOO_MANY_ATTEMPTS: 429,
+}
+
+
+async def check_priority(server: HallServer, principal: Principal, body: TakeTicket) -> None:
+    """Q2: the group's password, whoever asks. Failures are counted per caller (a
+    kiosk's token, a clerk), together with the same name's MQTT attempts."""
+    assert body.priority_group is not None and body.priority_password is not None
+    try:
+        await server.priority.check(
+            principal.id, body.priority_group, body.priority_password)
+    except priority.PriorityRefused as refused:
+        headers = None
+        if refused.retry_after is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))}
+        raise Problem(
+            PRIORITY_STATUS[refused.code], refused.code, refused.message, headers=headers
+        ) from refused
 
 
 def staff_audit(principal: Principal, action: str, target: str) -> AuditEntry | None:

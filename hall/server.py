@@ -18,6 +18,7 @@ from hall.clock import Clock
 from hall.config import HallConfig
 from hall.metrics import HallMetrics
 from hall.pii import DataKey, Vault
+from hall.priority import PriorityGate
 from hall.runtime import HallRuntime
 from hall.stream import EventStream
 
@@ -37,6 +38,9 @@ class HallServer:
     metrics: HallMetrics
     devices: Registry
     """Every device the hall knows or has seen (the device link keeps it)."""
+    priority: PriorityGate
+    """Priority-group passwords (Q2), one gate for REST and MQTT, so a caller's failed
+    attempts count together whichever way they come."""
 
     @classmethod
     def assemble(
@@ -60,6 +64,7 @@ class HallServer:
             stream=stream,
             metrics=HallMetrics(runtime, stream),
             devices=Registry([DeviceSpec(**asdict(entry)) for entry in config.devices]),
+            priority=PriorityGate(config.priority_groups),
         )
 
     async def start(self) -> None:
