@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 SETUP := venv
 
 LINT      := $(BIN)/ruff check .
-TYPECHECK := $(BIN)/mypy --strict queueing devices
+TYPECHECK := $(BIN)/mypy --strict queueing devices drivers
 PYTEST    := $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test lint typecheck run bench clean venv check-system

@@ -6,6 +6,9 @@
     python run_hall.py simulate --mqtt-url mqtt://127.0.0.1:1883
                                              the hall's devices, simulated, against the
                                              broker of a running hall server
+    python run_hall.py agent --config config/agent-kiosk-1.toml
+                                             the edge agent: a kiosk or window PC's real
+                                             hardware on the hall's device bus
 
 In the demo, citizens take tickets at simulated kiosks and the clerks of the
 windows with a call terminal work at simulated terminals, all on the MQTT
@@ -50,6 +53,13 @@ log = logging.getLogger("smarthall")
 
 DEMO_STAFF_PASSWORD = "hall-demo-2026"
 """The published password of the demo's staff accounts (config/demo-hall.toml)."""
+
+DEMO_PRIORITY_PASSWORDS = (
+    ("elderly", "700001"), ("disabled", "700002"), ("military", "700003"),
+    ("maternal", "700004"),
+)
+"""The published passwords of the demo hall's priority groups, which its simulated
+citizens type now and then (config/demo-hall.toml keeps only their hashes)."""
 
 KIOSK_RATE = 50.0
 """Citizens per hall hour at each simulated kiosk: with the demo's three kiosks, about
@@ -110,7 +120,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     simulate.add_argument("--seed", type=int, default=7, help="random seed")
     simulate.add_argument("--log-level", default="INFO")
     simulate.add_argument("--log-format", choices=("text", "json"), default="text")
+    agent = commands.add_parser(
+        "agent",
+        help="bridge this PC's hardware (printer, card reader, LED, keypads) to the device bus",
+        description="Open the hardware an agent file lists and connect each device to the "
+                    "hall's MQTT broker (drivers/agent.py).",
+    )
+    agent.add_argument("--config", required=True, help="agent TOML file")
+    agent.add_argument("--mqtt-url", default=os.environ.get("HALL_MQTT_URL"),
+                       help="overrides the file's [agent] mqtt_url (env HALL_MQTT_URL)")
+    agent.add_argument("--log-level", default="INFO")
+    agent.add_argument("--log-format", choices=("text", "json"), default="text")
     return parser.parse_args(argv)
+
+
+def agent_main(args: argparse.Namespace) -> int:
+    """Loads nothing of the hall's own configuration: a kiosk PC has only its agent file."""
+    from drivers.agent import run_agent
+    from drivers.agent_config import AgentConfigError, load_agent_config
+
+    try:
+        config = load_agent_config(Path(args.config), mqtt_url=args.mqtt_url)
+    except AgentConfigError as exc:
+        print(f"error: the agent configuration cannot be used:\n{exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_agent(config))
 
 
 def staff_accounts(config: HallConfig, password: str) -> list[tuple[str, str]]:
@@ -159,6 +193,8 @@ def build_simulation(
         seed=seed,
         arrivals_per_hour=arrivals_per_hour,
         device_password=device_password,
+        priority=[(group, password) for group, password in DEMO_PRIORITY_PASSWORDS
+                  if group in config.priority_groups],
     )
 
 
@@ -335,6 +371,8 @@ async def listen(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level, args.log_format)
+    if args.command == "agent":
+        return agent_main(args)
     try:
         config = load_hall_config(args.config)
     except ConfigError as exc:

@@ -18,7 +18,8 @@ How it measures, and why:
   windows split evenly over the areas, each window serving its area's five
   services; open around the clock with no quotas. Its ``[[devices]]``: per
   window a call terminal, a window screen, an evaluation terminal and a card
-  reader; per area 2 kiosks, a hall board and an LED strip; 4 announcers;
+  reader; per area 2 kiosks, a hall board and an LED strip; one hall-wide
+  board (no area); 4 announcers;
   document cameras at as many windows as it takes to reach the device count.
 * Windows are opened through the REST API by a manager naming each clerk
   (one argon2 check in all, not one per window).
@@ -43,13 +44,18 @@ How it measures, and why:
   ``terminal.call_next`` at a steady rate (10/s by default, ``--rate``; a
   hall of 1,000 windows serving a citizen every 10 minutes calls ~1.7/s),
   each at a window that is idle and has citizens waiting; once its screen,
-  every hall board and its reply have the call, the terminal sends
+  the hall boards that show it and its reply have the call, the terminal sends
   ``terminal.finish`` (so the boards' "calling" list stays short, as in a
   hall). Kiosks send ``kiosk.take_ticket`` at the same rate meanwhile.
   Call -> screen is the first ``display`` on the window's screen showing the
   window calling; call -> board is the first board ``display`` whose
   ``calling`` list has the window (per board, and the last of the boards per
-  call); the number shown is checked against the reply's.
+  call), on the boards that show the window: a board shows its area's floor,
+  or the whole hall without an area (hall/client_views.py), so 2 floor boards
+  and the hall-wide one here; the number shown is checked against the reply's.
+* Two yardsticks are printed: the goal as the issue states it (3 x the raw
+  one-way p99 + one commit), and like for like (3 x the echo p99 + one
+  commit), since every measured path crosses the broker twice.
 * The commit is bench/api.py's raw asyncpg INSERT + COMMIT on the same database.
 
 Run ``python bench/devices.py`` (1,000 windows, 5,000 devices, about 100 s)
@@ -126,6 +132,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REPLY_TIMEOUT_S = 10.0
 """What a device waits for an answer before it would retry (docs/mqtt.md)."""
 DRAIN_S = 15.0
+SPIN_S = 0.0015
 BIRTH_CHUNK = 250
 """Devices announcing themselves at once: 500 retained messages, half of Mosquitto's
 default per-client queue (max_queued_messages 1000) for the hall's connection."""
@@ -186,6 +193,9 @@ class Plan:
     def by_kind(self, kind: DeviceKind) -> list[DevicePlan]:
         return [d for d in self.devices if d.kind is kind]
 
+    def floor(self, area: str) -> int:
+        return self.areas.index(area) // 2 + 1
+
 
 def make_plan(settings: Settings) -> Plan:
     areas = [f"a{k + 1:02d}" for k in range(AREAS)]
@@ -208,6 +218,7 @@ def make_plan(settings: Settings) -> Plan:
                     for i in range(KIOSKS_PER_AREA)]
         devices.append(DevicePlan(f"board-{a}", DeviceKind.HALL_BOARD, area=a))
         devices.append(DevicePlan(f"led-{a}", DeviceKind.LED_STRIP, area=a))
+    devices.append(DevicePlan("board-hall", DeviceKind.HALL_BOARD))
     devices += [DevicePlan(f"voice-{i + 1}", DeviceKind.ANNOUNCER) for i in range(ANNOUNCERS)]
     cameras = max(0, min(len(windows), settings.devices - len(devices)))
     devices += [DevicePlan(f"cam-{w.id}", DeviceKind.DOCUMENT_CAMERA, window=w.id)
@@ -231,7 +242,7 @@ def write_config(plan: Plan, path: Path) -> HallConfig:
     ]
     for k, a in enumerate(plan.areas):
         out += ["[[areas]]", f"id = {q(a)}", f"name = {q(f'{k + 1}区')}",
-                f"floor = {k // 2 + 1}", ""]
+                f"floor = {plan.floor(a)}", ""]
     index = 0
     for a in plan.areas:
         for s in plan.services[a]:
@@ -355,7 +366,8 @@ class CallWatch:
     needle: bytes
     name: str
     due: float
-    boards: int
+    boards: frozenset[str]
+    """The boards that show this window."""
     screen_at: float | None = None
     screen_number: str | None = None
     board_at: dict[str, tuple[float, str]] = field(default_factory=dict)
@@ -363,7 +375,8 @@ class CallWatch:
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def check(self) -> None:
-        if self.replied and self.screen_at is not None and len(self.board_at) >= self.boards:
+        if (self.replied and self.screen_at is not None
+                and len(self.board_at) >= len(self.boards)):
             self.complete.set()
 
 
@@ -441,7 +454,8 @@ class Hub:
         self.largest_board = max(self.largest_board, len(payload))
         calling: dict[str, str] | None = None
         for watch in self.watches.values():
-            if board in watch.board_at or watch.needle not in payload:
+            if (board in watch.board_at or board not in watch.boards
+                    or watch.needle not in payload):
                 continue
             if calling is None:
                 calling = {c["window_name"]: c["number"]
@@ -657,8 +671,14 @@ class Load:
     def __init__(self, fleet: Fleet, plan: Plan, record: LoadResult | None) -> None:
         self.fleet = fleet
         self.plan = plan
+        boards = [(d.id, None if d.area is None else plan.floor(d.area))
+                  for d in plan.by_kind(DeviceKind.HALL_BOARD)]
+        self.showing = {
+            w.id: frozenset(b for b, floor in boards if floor in (None, plan.floor(w.area)))
+            for w in plan.windows}
+        """The hall boards a call at each window must reach (hall/client_views.py): those
+        of the window's floor and those with no area, which show the whole hall."""
         self.record = record
-        self.boards = len(plan.by_kind(DeviceKind.HALL_BOARD))
         self.kiosks = itertools.cycle([d.id for d in plan.by_kind(DeviceKind.KIOSK)])
         self.services = [s for a in plan.areas for s in plan.services[a]]
         self.service_turn = itertools.count()
@@ -685,7 +705,7 @@ class Load:
         rec = self.record
         terminal = f"call-{window.id}"
         watch = CallWatch(window.id, f'"window_name":"{window.name}"'.encode(), window.name,
-                          due, self.boards)
+                          due, self.showing[window.id])
         hub.watches[window.id] = watch
         try:
             sent, at, reply = await self.fleet.request(terminal, {"type": "terminal.call_next"})
@@ -721,8 +741,8 @@ class Load:
         for board_at, shown in watch.board_at.values():
             rec.board_ms.append((board_at - due) * 1000)
             rec.number_mismatch += shown != number
-        rec.timeouts["board"] += self.boards - len(watch.board_at)
-        if len(watch.board_at) == self.boards and watch.board_at:
+        rec.timeouts["board"] += len(watch.boards) - len(watch.board_at)
+        if len(watch.board_at) == len(watch.boards) and watch.board_at:
             rec.all_boards_ms.append((max(t for t, _ in watch.board_at.values()) - due) * 1000)
 
     async def _finish(self, terminal: str, window: WindowPlan, free: deque[WindowPlan]) -> None:
@@ -743,13 +763,19 @@ class Load:
 async def steady(rate: float, seconds: float, start: float,
                  launch: Callable[[int, float], Awaitable[None] | None],
                  tasks: set[asyncio.Task[None]]) -> None:
-    """Start ``launch(i, due)`` at ``start + i / rate`` whatever the answers do."""
+    """Start ``launch(i, due)`` at ``start + i / rate`` whatever the answers do.
+
+    asyncio's timers round their wait up to the next millisecond (epoll), which
+    made every sample about 1 ms late before anything was sent; so the last
+    ``SPIN_S`` is waited out turn by turn instead, the loop still serving."""
     count = max(1, round(rate * seconds))
     for i in range(count):
         due = start + i / rate
-        delay = due - time.perf_counter()
+        delay = due - time.perf_counter() - SPIN_S
         if delay > 0:
             await asyncio.sleep(delay)
+        while time.perf_counter() < due:
+            await asyncio.sleep(0)
         work = launch(i, due)
         if work is not None:
             task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -948,8 +974,10 @@ async def run(settings: Settings, plan: Plan, config_path: Path, db_url: str, sc
             fleet.hub.received_bytes = 0
             before = await metrics_snapshot(http, server.base)
             meter = Meter(server.process.pid, broker_pid)
-            say(f"load: {settings.call_rate:g} calls/s (call -> screen + {len(fleet.hub.boards)} "
-                f"boards -> finish) and {settings.take_rate:g} kiosk tickets/s for "
+            per_call = len(next(iter(Load(fleet, plan, None).showing.values())))
+            say(f"load: {settings.call_rate:g} calls/s (call -> screen + the {per_call} of "
+                f"{len(fleet.hub.boards)} hall boards that show the window, its floor's and the "
+                f"hall-wide one -> finish) and {settings.take_rate:g} kiosk tickets/s for "
                 f"{settings.seconds:g} s, open loop; raw probe {settings.probe_rate:g}/s")
             rec = figures.load
             await run_load(fleet, plan, settings, settings.seconds, free, rec)
@@ -1007,22 +1035,29 @@ def report(settings: Settings, figures: Figures, say: Say) -> dict[str, float | 
             f"calls skipped for want of an idle window {rec.no_free_window}")
     say(f"  received during the load: {dict(figures.received)} "
         f"({figures.received_mb:.1f} MB; largest board payload {figures.largest_board:,} B)")
-    say(f"goal: p99 <= 3 x raw p99 + commit p50 = 3 x {r99:.3f} + {c50:.3f} = {budget:.2f} ms")
     e99 = p50_p99(figures.echo_ms)[1]
     echo_budget = 3 * e99 + c50
     out: dict[str, float | None] = {"budget_ms": r2(budget), "echo_budget_ms": r2(echo_budget)}
-    rows3 = (("take", "kiosk -> reply", rec.take_ms), ("screen", "call -> screen", rec.screen_ms),
+    rows3 = (("take", "kiosk -> reply", rec.take_ms),
+             ("call_reply", "call -> reply", rec.call_reply_ms),
+             ("screen", "call -> screen", rec.screen_ms),
              ("board", "call -> board", rec.board_ms))
-    for key, label, samples in rows3:
-        p99 = p50_p99(samples)[1]
-        ratio = p99 / budget if budget > 0 else float("nan")
-        verdict = "PASS" if ratio <= 1 else "FAIL"
-        say(f"  {label:<16} p99 {p99:8.2f} ms = {ratio:6.2f} x budget -> {verdict}")
-        out[f"{key}_ratio"] = None if math.isnan(ratio) else round(ratio, 3)
-        out[f"{key}_ratio_echo"] = r2(p99 / echo_budget) if echo_budget > 0 else None
-    say(f"  against the echo round trip instead (3 x {e99:.2f} + {c50:.2f} = "
-        f"{echo_budget:.1f} ms): " + ", ".join(
-            f"{label} {out[f'{key}_ratio_echo']}" for key, label, _ in rows3))
+    yardsticks = (
+        ("", budget, f"goal as the issue states it: p99 <= 3 x raw one-way p99 + commit p50 "
+                     f"= 3 x {r99:.3f} + {c50:.3f} = {budget:.2f} ms"),
+        ("_echo", echo_budget,
+         f"like for like: every path here crosses the broker twice (device -> broker -> hall "
+         f"-> broker -> device), as the echo A -> B -> A does: 3 x echo p99 + commit p50 = "
+         f"3 x {e99:.3f} + {c50:.3f} = {echo_budget:.2f} ms"),
+    )
+    for suffix, yardstick, title in yardsticks:
+        say(title)
+        for key, label, samples in rows3:
+            p99 = p50_p99(samples)[1]
+            ratio = p99 / yardstick if yardstick > 0 else float("nan")
+            verdict = "PASS" if ratio <= 1 else "FAIL"
+            say(f"  {label:<16} p99 {p99:8.2f} ms = {ratio:6.2f} x -> {verdict}")
+            out[f"{key}_ratio{suffix}"] = None if math.isnan(ratio) else round(ratio, 3)
     if e99 > 20 * max(r99, 0.1):
         say("  note: the echo round trip is far above two one-way hops: on loopback that is "
             "Nagle + delayed ACK (40 ms each), i.e. no TCP_NODELAY on the broker's or the "
@@ -1123,7 +1158,10 @@ def summary(quick: bool, settings: Settings, plan: Plan, figures: Figures,
         p50, p99 = p50_p99(samples)
         return {f"{name}_p50_ms": r2(p50), f"{name}_p99_ms": r2(p99), f"{name}_n": len(samples)}
 
-    ratios = [goal[k] for k in ("take_ratio", "screen_ratio", "board_ratio")]
+    def passed(suffix: str) -> bool:
+        return all((r := goal[f"{k}_ratio{suffix}"]) is not None and r <= 1
+                   for k in ("take", "screen", "board"))
+
     usage = rec.usage
     return {
         "bench": "devices",
@@ -1158,7 +1196,10 @@ def summary(quick: bool, settings: Settings, plan: Plan, figures: Figures,
         "screen_ratio_echo": goal["screen_ratio_echo"],
         "board_ratio_echo": goal["board_ratio_echo"],
         "goal": "p99 <= 3 * raw_p99 + commit_p50",
-        "goal_pass": all(r is not None and r <= 1 for r in ratios),
+        "goal_pass": passed(""),
+        "call_reply_ratio": goal["call_reply_ratio"],
+        "call_reply_ratio_echo": goal["call_reply_ratio_echo"],
+        "goal_pass_echo": passed("_echo"),
         "call_rate": settings.call_rate,
         "take_rate": settings.take_rate,
         "load_seconds": round(rec.seconds, 1),

@@ -100,6 +100,8 @@ Phone: TypeAlias = Annotated[str, Meta(pattern=r"^[0-9]{7,15}\Z")]
 """Digits only, as the HTTP API takes them."""
 Code: TypeAlias = Annotated[str, Meta(min_length=1, max_length=32)]
 Secret: TypeAlias = Annotated[str, Meta(min_length=1, max_length=128)]
+CaseId: TypeAlias = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")]
+"""A case id of the approval backend, as the hall's document upload takes it."""
 
 
 class _Versioned(Struct, frozen=True, kw_only=True):
@@ -362,7 +364,10 @@ class Rate(_Request, frozen=True, tag="evaluation.rate"):
 
 
 class CardRead(_Request, frozen=True, tag="card.read"):
-    """A card reader read an ID card (D6); the hall answers with what it knows of the holder."""
+    """A card reader read an ID card (D6); the hall answers with what it knows of the
+    holder today: open tickets, today's appointments, case progress. A reader at a
+    window (staff face it) gets names and codes in full; any other reader (a
+    self-service query terminal) gets them masked."""
 
     sender = DeviceKind.CARD_READER
     hidden = frozenset({"identity"})
@@ -392,6 +397,29 @@ class PrintFailed(_Request, frozen=True, tag="printer.failed"):
     reason: Text
 
 
+class ScanDone(_Request, frozen=True, tag="camera.scanned"):
+    """A ``camera.scan`` job is uploaded (D7): ``job`` is the command's ``id``, and
+    ``document_id`` the hall's id of the stored document (``POST /cases/{id}/documents``)."""
+
+    sender = DeviceKind.DOCUMENT_CAMERA
+
+    job: Key
+    case_id: CaseId
+    document_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    pages: Annotated[int, Meta(ge=1, le=100)] = 1
+
+
+class ScanFailed(_Request, frozen=True, tag="camera.failed"):
+    """A ``camera.scan`` job failed: no page under the camera, camera unplugged, the
+    upload refused; ``reason`` is for the clerk who asked."""
+
+    sender = DeviceKind.DOCUMENT_CAMERA
+
+    job: Key
+    case_id: CaseId
+    reason: Text
+
+
 Request: TypeAlias = (
     KioskServices
     | TakeTicket
@@ -413,6 +441,8 @@ Request: TypeAlias = (
     | CardRead
     | PrintDone
     | PrintFailed
+    | ScanDone
+    | ScanFailed
 )
 
 REQUEST_TYPES: dict[str, type[_Request]] = {
@@ -420,7 +450,7 @@ REQUEST_TYPES: dict[str, type[_Request]] = {
     for cls in (
         KioskServices, TakeTicket, Login, Logout, CallNext, CallTicket, Recall, StartService,
         FinishService, Skip, Hold, Release, Transfer, Pause, Resume, AskEvaluation, Rate,
-        CardRead, PrintDone, PrintFailed,
+        CardRead, PrintDone, PrintFailed, ScanDone, ScanFailed,
     )
 }
 
@@ -529,10 +559,39 @@ class EvaluationRequest(_Command, frozen=True, tag="evaluation.request"):
     window_name: str = ""
 
 
-Command: TypeAlias = PrintJob | Announce | EvaluationRequest
+class KioskPrintFailed(_Command, frozen=True, tag="kiosk.print_failed"):
+    """The ticket a kiosk took did not print on its stand-alone printer: the printer
+    went offline, reported ``printer.failed``, or did not answer in time. ``id`` is
+    the kiosk's ``kiosk.take_ticket`` id (and the job's). The ticket stays valid, so
+    the kiosk shows ``message`` and the number for the citizen to note."""
+
+    receivers = frozenset({DeviceKind.KIOSK})
+
+    ticket_id: Id
+    number: str
+    reason: Literal["printer_offline", "printer_failed", "timeout"]
+    message: Text = ""
+
+
+class ScanDocument(_Command, frozen=True, tag="camera.scan"):
+    """Scan the material under a window's document camera into a case (D7): capture,
+    find the page, correct perspective and skew, crop to ``paper`` at ``dpi``, compress
+    to ``format`` and upload it over HTTP (images are far over the bus's 16 KiB); the
+    camera answers ``camera.scanned`` or ``camera.failed`` with this ``id`` as ``job``."""
+
+    receivers = frozenset({DeviceKind.DOCUMENT_CAMERA})
+
+    case_id: CaseId
+    paper: Literal["A4", "A3"] = "A4"
+    dpi: Annotated[int, Meta(ge=75, le=600)] = 200
+    format: Literal["pdf", "jpeg"] = "pdf"
+
+
+Command: TypeAlias = PrintJob | Announce | EvaluationRequest | KioskPrintFailed | ScanDocument
 
 COMMAND_TYPES: dict[str, type[_Command]] = {
-    str(cls.__struct_config__.tag): cls for cls in (PrintJob, Announce, EvaluationRequest)
+    str(cls.__struct_config__.tag): cls
+    for cls in (PrintJob, Announce, EvaluationRequest, KioskPrintFailed, ScanDocument)
 }
 
 COMMANDS_BY_KIND: dict[DeviceKind, frozenset[str]] = {
@@ -846,6 +905,14 @@ EXAMPLES: dict[str, Example] = {
     "printer.failed": _ev(
         "printer.failed", "k01-2e6b9f04", job="k01-8d2e44b1", reason="paper jam at the cutter"
     ),
+    "camera.scanned": _ev(
+        "camera.scanned", "cam-w01-4be1", job="scan-w01-77a0", case_id="JY2026031600042",
+        document_id="d-5f2c81e0a9", pages=1,
+    ),
+    "camera.failed": _ev(
+        "camera.failed", "cam-w01-4be2", job="scan-w01-77a1", case_id="JY2026031600042",
+        reason="no document found under the camera",
+    ),
     "reply.kiosk.services": Example(
         Channel.REPLY,
         {
@@ -926,6 +993,61 @@ EXAMPLES: dict[str, Example] = {
             "error": {"code": "printer_offline", "message": "打印纸已用完，请到其他取号机取号"},
         },
     ),
+    "reply.wrong_priority_password": Example(
+        Channel.REPLY,
+        {
+            "v": 1,
+            "re": "k01-e7d05b18",
+            "ok": False,
+            "result": None,
+            "error": {"code": "wrong_priority_password", "message": "优先取号密码不正确"},
+        },
+    ),
+    "reply.card.read": Example(
+        Channel.REPLY,
+        {
+            "v": 1,
+            "re": "r02-71e0b4c9",
+            "ok": True,
+            "result": {
+                "holder": {"name": "王*明", "id_number": "110105********002X"},
+                "masked": True,
+                "tickets": [
+                    {
+                        "id": "20260316-A013",
+                        "number": "A013",
+                        "service": "biz-setup",
+                        "service_name": "企业设立登记",
+                        "state": "waiting",
+                        "people_ahead": 7,
+                        "estimated_minutes": 35.0,
+                        "window": None,
+                    }
+                ],
+                "appointments": [
+                    {
+                        "code": "YY******K2",
+                        "service": "tax-declare",
+                        "service_name": "纳税申报",
+                        "slot_start": "2026-03-16T14:00:00+08:00",
+                        "slot_end": "2026-03-16T14:30:00+08:00",
+                        "status": "booked",
+                        "ticket_id": None,
+                    }
+                ],
+                "cases": [
+                    {
+                        "case_id": "JY2026031600042",
+                        "ticket_id": "20260316-A013",
+                        "status": "accepted",
+                        "message": "已受理，等待审核",
+                        "at": "2026-03-16T10:02:11+08:00",
+                    }
+                ],
+            },
+            "error": None,
+        },
+    ),
     "reply.quota_exhausted": Example(
         Channel.REPLY,
         {
@@ -953,6 +1075,30 @@ EXAMPLES: dict[str, Example] = {
                 "issued_at": "2026-03-16T09:41:07+08:00",
                 "qr": "20260316-A013",
             },
+        },
+    ),
+    "kiosk.print_failed": Example(
+        Channel.CMD,
+        {
+            "v": 1,
+            "type": "kiosk.print_failed",
+            "id": "k03-8d2e44b1",
+            "ticket_id": "20260316-A013",
+            "number": "A013",
+            "reason": "printer_offline",
+            "message": "取号单未能打印（打印机离线），您的号码是 A013，请留意叫号",
+        },
+    ),
+    "camera.scan": Example(
+        Channel.CMD,
+        {
+            "v": 1,
+            "type": "camera.scan",
+            "id": "scan-w01-77a0",
+            "case_id": "JY2026031600042",
+            "paper": "A4",
+            "dpi": 200,
+            "format": "pdf",
         },
     ),
     "announcer.say": Example(

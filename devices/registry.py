@@ -20,6 +20,9 @@ Health (paper, cover, error codes) is kept per device id, for whichever device
 reports it. A kiosk with a built-in ticket printer reports that printer's
 paper and cover in its own state, under the kiosk's id; a stand-alone printer
 reports under its own id. So paper out on a kiosk means its built-in printer.
+A kiosk configured with a ``printer`` prints there instead (``printer_of``),
+and ``PrintJobs`` follows the jobs sent to such printers, so that a job whose
+printer dies is reported to its kiosk within seconds rather than never.
 
 This module must never import ``hall``: the edge agent on a kiosk PC runs
 ``devices`` without the server.
@@ -48,6 +51,14 @@ AlertProblem = Literal[
     "offline", "paper_near_end", "paper_out", "cover_open", "errors", "kind_mismatch", "quarantined"
 ]
 
+PrintProblem = Literal["offline", "paper_out", "cover_open"]
+
+PRINTER_FAULTS = frozenset({"printer_offline", "offline", "cutter", "unrecoverable"})
+"""Health errors after which a ticket printer prints nothing (docs/mqtt.md, "Printer"):
+the edge agent's ``printer_offline`` and the ESC/POS real-time status faults."""
+"""Why a kiosk's printer cannot print a ticket now."""
+LostReason = Literal["printer_offline", "timeout"]
+
 _PAPER: tuple[str, ...] = get_args(Paper)
 _COVER: tuple[str, ...] = get_args(Cover)
 _PAPER_ALERTS: dict[str, AlertProblem] = {"near_end": "paper_near_end", "out": "paper_out"}
@@ -75,6 +86,9 @@ class DeviceSpec:
     password_sha256: str = ""
     """Hex SHA-256 of its MQTT password. The broker checks passwords; the
     registry only keeps the hash for it. Empty when none is configured."""
+    printer: str | None = None
+    """For a kiosk without a built-in printer: the stand-alone printer that
+    prints its tickets. None means the kiosk prints itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +337,34 @@ class Registry:
         quarantined one gets nothing."""
         return [status for status, spec in self._allowed() if spec.kind is kind]
 
+    def printer_of(self, kiosk_id: str) -> DeviceStatus | None:
+        """The device that prints the kiosk's tickets: its stand-alone printer when
+        the configuration names one, else the kiosk itself (built in)."""
+        status = self._devices.get(kiosk_id)
+        if status is None or status.spec is None or status.spec.printer is None:
+            return status
+        return self._devices.get(status.spec.printer)
+
+    def print_problem(self, kiosk_id: str) -> PrintProblem | None:
+        """Why a ticket taken at the kiosk could not be printed now, or None.
+
+        A built-in printer is as online as its kiosk, which is asking; a stand-alone
+        one must be online itself. Either stops for paper out, an open cover, or a
+        fault in ``PRINTER_FAULTS`` (an edge agent that cannot reach the printer
+        inside its kiosk reports ``printer_offline``)."""
+        printer = self.printer_of(kiosk_id)
+        if printer is None:
+            return "offline" if kiosk_id in self._devices else None
+        if printer.id != kiosk_id and not printer.online:
+            return "offline"
+        if printer.paper == "out":
+            return "paper_out"
+        if printer.cover == "open":
+            return "cover_open"
+        if PRINTER_FAULTS.intersection(printer.errors):
+            return "offline"
+        return None
+
     def online_counts(self) -> dict[DeviceKind, int]:
         """Allowed devices online, with every kind present (0 when none), so a
         metric drops to zero instead of vanishing. Quarantined devices do not
@@ -370,3 +412,61 @@ def _alerts_of(status: DeviceStatus) -> list[Alert]:
     if status.errors:
         alerts.append(alert("errors", status.health_since, ", ".join(status.errors)))
     return alerts
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPrint:
+    """A ticket sent to a kiosk's stand-alone printer and not yet answered."""
+
+    id: str
+    """The ``printer.print`` command's id: the kiosk's ``kiosk.take_ticket`` id."""
+    kiosk: str
+    printer: str
+    ticket_id: str
+    number: str
+    deadline: float
+
+
+class PrintJobs:
+    """Jobs out at stand-alone printers, to tell their kiosk when one is lost.
+
+    Pure, like the registry: ``now`` is any monotonic clock in seconds, passed by
+    the caller. A job ends when its printer answers (``answered``) or is lost
+    (``lost``): its printer went offline, or gave no answer by its deadline."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._jobs: dict[str, PendingPrint] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def sent(
+        self, job_id: str, kiosk: str, printer: str, ticket_id: str, number: str, now: float
+    ) -> PendingPrint:
+        job = PendingPrint(job_id, kiosk, printer, ticket_id, number, now + self.timeout)
+        self._jobs[job_id] = job
+        return job
+
+    def answered(self, job_id: str, printer: str) -> PendingPrint | None:
+        """The job the printer answered, ended; None for a job it was not sent (a
+        repeated answer, or another device's)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.printer != printer:
+            return None
+        return self._jobs.pop(job_id)
+
+    def lost(self, registry: Registry, now: float) -> list[tuple[PendingPrint, LostReason]]:
+        """The jobs that will not print, ended: their printer is offline, or their
+        deadline passed."""
+        lost: list[tuple[PendingPrint, LostReason]] = []
+        for job in list(self._jobs.values()):
+            printer = registry.status(job.printer)
+            if printer is None or not printer.online:
+                lost.append((job, "printer_offline"))
+            elif now >= job.deadline:
+                lost.append((job, "timeout"))
+            else:
+                continue
+            del self._jobs[job.id]
+        return lost

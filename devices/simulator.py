@@ -11,8 +11,10 @@ remote, without importing anything of it.
 What the devices do:
 
 - kiosks take tickets for citizens who arrive at random (a Poisson stream),
-  for services drawn by weight among those the kiosk's menu shows open, and
-  print them;
+  for services drawn by weight among those the kiosk's menu shows open, now
+  and then a priority ticket with a priority group's password (and, rarely, a
+  mistyped one), and print them, or have their stand-alone printer print them
+  and show the number when the hall says the printer failed;
 - call terminals log their clerk in and work through the queue: call, wait
   for the citizen to walk up, serve for a realistic time, now and then ask for
   a rating or give up on a no-show;
@@ -30,39 +32,23 @@ This module must never import ``hall``: the edge agent runs without the server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import ssl
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
-
-import aiomqtt
+from typing import NamedTuple
 
 from devices import messages as m
+from devices.client import REPLY_TIMEOUT, DeviceClient, redacted
 from devices.registry import Paper
-from devices.topics import QOS, Channel, DeviceKind, device_subscriptions, parse_topic, topic
+from devices.topics import DeviceKind
 
 log = logging.getLogger(__name__)
 
-_MQTT_LOG = log.getChild("mqtt")
-"""The MQTT library's own log. Its socket errors only repeat the warning each device logs
-when its connection drops, two dozen times over when Ctrl-C stops the demo's broker with
-the demo; set this logger to DEBUG to see them."""
-_MQTT_LOG.setLevel(logging.CRITICAL)
-
 FIRMWARE = "smarthall-simulator 1"
 """What simulated devices report as their firmware, so the status wall tells them apart."""
-
-REPLY_TIMEOUT = 10.0
-"""Real seconds to wait for a reply before asking again with the same id (docs/mqtt.md)."""
-
-KEEPALIVE = 30
-"""Seconds, as docs/mqtt.md asks: the broker declares a silent device offline within 45 s."""
 
 NO_SHOW = 0.05
 """The share of called citizens who never come to the window."""
@@ -82,6 +68,12 @@ PAPER_NEAR_END = 0.002
 """Chance per printed ticket that the roll runs low, so the status wall shows its alarm now
 and then. Paper never runs out: an empty kiosk issues nothing, which the demo should not
 do unprompted."""
+
+PRIORITY = 0.05
+"""The share of citizens who take a priority ticket, when the simulation knows passwords."""
+
+MISTYPED = 0.1
+"""The share of priority passwords typed wrong (the hall refuses, the citizen types again)."""
 
 PAPER_REFILL_SECONDS = 20 * 60
 """Hall seconds until someone puts a new roll in a kiosk that reported paper near its end."""
@@ -127,6 +119,10 @@ class SimStats:
     shown: dict[str, set[str]] = field(default_factory=dict)
     """Every ticket number each display device has shown."""
     announced: list[str] = field(default_factory=list)
+    priority: int = 0
+    """Priority tickets taken (with the right password)."""
+    print_failed: int = 0
+    """``kiosk.print_failed`` commands kiosks got: the citizen was shown the number."""
 
 
 class Simulation:
@@ -143,6 +139,8 @@ class Simulation:
     seconds it then waits before asking again with the same id: to show (and
     test) that a retry never makes a second ticket or a second call.
     ``device_password`` is for a broker that checks devices (username = device id).
+    ``priority`` are ``(group id, password)`` pairs of the hall's priority groups:
+    with them, now and then a citizen takes a priority ticket.
     """
 
     def __init__(
@@ -159,6 +157,7 @@ class Simulation:
         reply_timeout: float = REPLY_TIMEOUT,
         lose_replies: float = 0.0,
         device_password: str | None = None,
+        priority: Iterable[tuple[str, str]] = (),
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
@@ -170,6 +169,7 @@ class Simulation:
         self.reply_timeout = reply_timeout
         self.lose_replies = lose_replies
         self.device_password = device_password
+        self.priority = list(priority)
         self.services = [s if isinstance(s, SimService) else SimService(s) for s in services]
         self.stats = SimStats()
         self.ticket_minutes: dict[str, float] = {}
@@ -216,19 +216,11 @@ class Simulation:
         """Run every device until ``stop`` is set (or the task is cancelled); each says
         it is offline on the way out, since a clean disconnect cancels its last will."""
         log.info("simulating %d devices of hall %s on %s at %gx",
-                 len(self.devices), self.hall_id, _redacted(self.broker_url), self.speed)
+                 len(self.devices), self.hall_id, redacted(self.broker_url), self.speed)
         stop = stop or asyncio.Event()
         async with asyncio.TaskGroup() as group:
             for device in self.devices:
                 group.create_task(device.run(stop), name=f"simulated {device.id}")
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()
 
 
 def new_id() -> str:
@@ -236,230 +228,43 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class _Device:
-    """One simulated device: its own MQTT connection (reconnected with backoff), its
-    retained birth and state, its requests and what the hall sends it. Subclasses
-    give it something to do (``behave``) and react to commands and displays."""
+class _Device(DeviceClient):
+    """One simulated device: a real device connection (devices.client) whose requests
+    and replies the simulation counts, and which loses replies on purpose when asked
+    to. Subclasses give it something to do (``behave``) and react to commands and
+    displays."""
 
     def __init__(self, sim: Simulation, spec: SimDevice) -> None:
+        super().__init__(
+            sim.hall_id, spec.id, DeviceKind(spec.kind), sim.broker_url,
+            password=sim.device_password, firmware=FIRMWARE, config_version="simulated",
+            reply_timeout=sim.reply_timeout,
+            rng=random.Random(f"{sim.seed}/{spec.id}"),  # the same whatever else runs
+        )
         self.sim = sim
         self.spec = spec
-        self.id = spec.id
-        self.kind = DeviceKind(spec.kind)
-        self.rng = random.Random(f"{sim.seed}/{spec.id}")
-        """Seeded per device, so a device behaves the same whatever else runs."""
         self.stats = sim.stats
-        self._client: aiomqtt.Client | None = None
-        self._connected = asyncio.Event()
-        self._pending: dict[str, asyncio.Future[m.Reply]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._group: asyncio.TaskGroup | None = None
-
-    def topic(self, channel: Channel) -> str:
-        return topic(self.sim.hall_id, self.id, channel)
-
-    # ---------------------------------------------------------------- life
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            self._tasks.add(group.create_task(self.behave()))
-            connection = group.create_task(self._stay_connected())
-            await stop.wait()
-            for task in list(self._tasks):
-                task.cancel()
-            connection.cancel()
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Handle a command on the side: the message loop must go on reading, or the
-        reply that the handler waits for would never be read."""
-        assert self._group is not None
-        task = self._group.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def behave(self) -> None:
-        """What the device does on its own; most devices only react."""
 
     def state(self) -> m.DeviceState:
-        """Health and telemetry as published on ``state``: healthy by default."""
         return m.DeviceState(detail={"simulated": True})
 
-    async def publish_state(self) -> None:
-        """After a change; a device offline publishes it when it is back."""
-        client = self._client
-        if client is None:
-            return
-        with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(self.topic(Channel.STATE), m.encode(self.state()), qos=QOS,
-                                 retain=True)
-
-    async def _stay_connected(self) -> None:
-        """Reconnect with a growing, jittered delay, so that a broker coming back is not
-        hit by every device at once; say so once per outage, not at every attempt."""
-        delay = 0.5
-        quiet = False
-        while True:
-            client = self._connect()
-            try:
-                async with client:
-                    delay, quiet = 0.5, False
-                    await self._session(client)
-            except aiomqtt.MqttError as exc:
-                _still_cancelled(exc)
-                log.log(logging.DEBUG if quiet else logging.WARNING,
-                        "%s: no connection to the broker (%s); retrying in %.1f s", self.id,
-                        exc, delay)
-                quiet = True
-                await asyncio.sleep(delay * self.rng.uniform(0.8, 1.2))
-                delay = min(delay * 2, 30.0)
-            finally:
-                _forget_disconnection(client)
-
-    def _connect(self) -> aiomqtt.Client:
-        parts = urlsplit(self.sim.broker_url)
-        secure = parts.scheme in ("mqtts", "ssl")
-        password = self.sim.device_password
-        return aiomqtt.Client(
-            parts.hostname or "127.0.0.1",
-            parts.port or (8883 if secure else 1883),
-            identifier=self.id,
-            logger=_MQTT_LOG,
-            username=self.id if password else None,
-            password=password,
-            clean_session=True,
-            keepalive=KEEPALIVE,
-            will=aiomqtt.Will(self.topic(Channel.STATUS), m.encode(m.Offline()), qos=QOS,
-                              retain=True),
-            tls_context=ssl.create_default_context() if secure else None,
-        )
-
-    async def _session(self, client: aiomqtt.Client) -> None:
-        """docs/mqtt.md, "Connecting": subscribe, then birth, then state, then listen."""
-        try:
-            for name in device_subscriptions(self.sim.hall_id, self.id):
-                await client.subscribe(name, qos=QOS)
-            birth = m.Birth(kind=self.kind, firmware=FIRMWARE, config_version="simulated")
-            await client.publish(self.topic(Channel.STATUS), m.encode(birth), qos=QOS,
-                                 retain=True)
-            await client.publish(self.topic(Channel.STATE), m.encode(self.state()), qos=QOS,
-                                 retain=True)
-            self._client = client
-            self._connected.set()
-            log.debug("%s: online", self.id)
-            async for message in client.messages:
-                self._receive(message)
-        except asyncio.CancelledError:
-            # Stopping: say so, since a clean DISCONNECT cancels the last will.
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(2):
-                    await client.publish(self.topic(Channel.STATUS), m.encode(m.Offline()),
-                                         qos=QOS, retain=True)
-            raise
-        finally:
-            self._connected.clear()
-            self._client = None
-
-    # ------------------------------------------------------------ requests
-
     async def request(self, message: m.Request) -> m.Reply:
-        """Ask the hall and wait for its answer. Without one within the reply timeout,
-        ask again with the *same* id: the hall answers a repeated id with its kept
-        reply and changes nothing, so a lost reply never makes a second ticket."""
-        future: asyncio.Future[m.Reply] = asyncio.get_running_loop().create_future()
-        self._pending[message.id] = future
-        payload = m.encode(message)
-        try:
-            first = True
-            while True:
-                self.stats.sent[message.type] += 1
-                if not first:
-                    self.stats.retried[message.type] += 1
-                first = False
-                await self._publish_event(payload)
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                    # cancellation that arrives with the reply, and the device would not stop.
-                    async with asyncio.timeout(self.sim.reply_timeout):
-                        reply = await asyncio.shield(future)
-                except TimeoutError:
-                    log.info("%s: no reply to %s %s within %g s; asking again with the same id",
-                             self.id, message.type, message.id, self.sim.reply_timeout)
-                    continue
-                if not reply.ok and reply.error is not None:
-                    self.stats.refused[reply.error.code] += 1
-                return reply
-        finally:
-            del self._pending[message.id]
+        reply = await super().request(message)
+        if not reply.ok and reply.error is not None:
+            self.stats.refused[reply.error.code] += 1
+        return reply
 
-    async def _publish_event(self, payload: bytes) -> None:
-        while True:
-            await self._connected.wait()
-            client = self._client
-            if client is None:
-                await asyncio.sleep(0.1)
-                continue
-            try:
-                await client.publish(self.topic(Channel.EVENT), payload, qos=QOS)
-                return
-            except aiomqtt.MqttError as exc:
-                _still_cancelled(exc)
-                await asyncio.sleep(0.5)  # the connection is going; wait for the next one
+    def on_sent(self, message: m.Request, retry: bool) -> None:
+        self.stats.sent[message.type] += 1
+        if retry:
+            self.stats.retried[message.type] += 1
 
-    # ------------------------------------------------------------- inbound
-
-    def _receive(self, message: aiomqtt.Message) -> None:
-        parsed = parse_topic(str(message.topic))
-        if parsed is None or parsed.device_id != self.id:
-            return
-        raw = message.payload
-        if not isinstance(raw, bytes | bytearray) or not raw:
-            return  # a retained view being cleared
-        try:
-            if parsed.channel is Channel.REPLY:
-                self._on_reply(m.decode_reply(raw))
-            elif parsed.channel is Channel.CMD:
-                self.on_command(m.decode_command(raw))
-            elif parsed.channel is Channel.DISPLAY:
-                self.on_display(m.decode_display(raw))
-        except m.MessageError as exc:
-            log.warning("%s: a bad %s message from the hall: %s", self.id, parsed.channel, exc)
-
-    def _on_reply(self, reply: m.Reply) -> None:
+    def lose_reply(self, reply: m.Reply) -> bool:
         if self.sim.lose_replies and self.rng.random() < self.sim.lose_replies:
             self.stats.lost_replies += 1
             log.debug("%s: pretending the reply to %s was lost", self.id, reply.re)
-            return
-        future = self._pending.get(reply.re)
-        if future is not None and not future.done():
-            future.set_result(reply)
-
-    def on_command(self, command: m.Command) -> None:
-        log.debug("%s: ignored a %s command", self.id, command.type)
-
-    def on_display(self, display: m.Display) -> None:
-        log.debug("%s: ignored a %s view", self.id, display.type)
-
-
-def _still_cancelled(error: aiomqtt.MqttError) -> None:
-    """Raise CancelledError if this task was being cancelled when aiomqtt raised ``error``.
-
-    On Python 3.11 aiomqtt waits with ``asyncio.wait_for``, which can swallow a
-    cancellation that arrives as the connection fails; a device that then retried
-    would never stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from error
-
-
-def _forget_disconnection(client: aiomqtt.Client) -> None:
-    """aiomqtt keeps why a connection dropped in a future that only its message loop
-    reads; read it, so that a broker going away while we stop (Ctrl-C reaches the demo's
-    own broker too) is not reported as an exception nobody retrieved."""
-    dropped = client._disconnected
-    if dropped.done() and not dropped.cancelled():
-        dropped.exception()
+            return True
+        return False
 
 
 class _Printer(_Device):
@@ -528,6 +333,8 @@ class _Kiosk(_Printer):
             return
         service = self.rng.choices(offered, [s.weight for s in offered])[0]
         request = m.TakeTicket(id=new_id(), service=service.id)
+        if self.sim.priority and self.rng.random() < PRIORITY:
+            request = await self._priority(service.id)
         reply = await self.request(request)
         if not reply.ok or reply.result is None:
             log.debug("%s: no ticket for %s: %s", self.id, service.id, reply.error)
@@ -535,9 +342,28 @@ class _Kiosk(_Printer):
             return
         ticket = reply.result["ticket"]
         self.stats.issued[request.id] = ticket["id"]
+        self.stats.priority += request.priority_group is not None
         self.sim.remember_minutes(ticket["id"], service.minutes)
         log.debug("%s: issued %s for %s, %s ahead", self.id, ticket["number"], service.id,
                   ticket["people_ahead"])
+
+    async def _priority(self, service: str) -> m.TakeTicket:
+        """A priority ticket's request; a mistyped password is refused and typed again."""
+        group, password = self.rng.choice(self.sim.priority)
+        if self.rng.random() < MISTYPED:
+            wrong = m.TakeTicket(id=new_id(), service=service, priority_group=group,
+                                 priority_password=password + "0")
+            reply = await self.request(wrong)
+            log.debug("%s: a mistyped priority password: %s", self.id, reply.error)
+        return m.TakeTicket(id=new_id(), service=service, priority_group=group,
+                            priority_password=password)
+
+    def on_command(self, command: m.Command) -> None:
+        if isinstance(command, m.KioskPrintFailed):
+            self.stats.print_failed += 1
+            log.info("%s: %s", self.id, command.message)
+        else:
+            super().on_command(command)
 
     async def _menu(self) -> list[SimService]:
         """The services to choose from: those the hall says are open now, as the

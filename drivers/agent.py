@@ -13,6 +13,8 @@ device. What each device does:
 - LED strip: shows the view the hall keeps retained on its ``display`` topic, and shows
   it again whenever the strip comes back;
 - announcer: says each ``announcer.say`` aloud;
+- document camera: for each ``camera.scan``, captures, straightens and crops the page,
+  uploads it to the case over HTTP and answers ``camera.scanned`` or ``camera.failed``;
 - call and evaluation terminals on wireless keypads: a keypad receiver's key presses
   become the terminal's requests (call next, recall, ... ; a rating).
 
@@ -41,6 +43,7 @@ from drivers.agent_config import (
     PcscHardware,
 )
 from drivers.announcer import Announcer, ClipSynth, EspeakSynth, Synth
+from drivers.camera import Capture, Image, encode_jpeg, encode_pdf, scan, upload
 from drivers.errors import DeviceUnavailable, DriverError
 from drivers.escpos_printer import TicketPrinter
 from drivers.idcard import IdCardReader
@@ -286,11 +289,22 @@ class LedDevice(AgentDeviceClient):
                          lambda up, why: self.hardware(up, why, "led_offline"))
 
     async def _show(self, strip: LedStrip) -> None:
-        self._changed.set()  # a strip just (re)opened shows the latest view at once
+        """Send the view when it changes, and again every ``refresh_seconds``: a strip
+        that lost power comes back blank, and says nothing about it. An unplugged port
+        closes the line by itself, which is checked every second."""
+        refresh = self.led_spec.refresh_seconds
+        loop = asyncio.get_running_loop()
+        due = loop.time()  # a strip just (re)opened shows the latest view at once
         while True:
-            await self._changed.wait()
-            self._changed.clear()
-            await strip.show(list(self._lines))
+            if not strip.is_open:
+                raise DeviceUnavailable(f"LED strip {strip.url} is gone")
+            if self._changed.is_set() or loop.time() >= due:
+                self._changed.clear()
+                await strip.show(list(self._lines))
+                due = loop.time() + refresh
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(1.0, max(0.0, due - loop.time()))):
+                    await self._changed.wait()
 
 
 # ---------------------------------------------------------------- announcer
@@ -318,6 +332,70 @@ class AnnouncerDevice(AgentDeviceClient):
             await asyncio.Event().wait()
         finally:
             await self.announcer.aclose()
+
+
+# ------------------------------------------------------------ document camera
+
+
+class DocumentCameraDevice(AgentDeviceClient):
+    """Scans what lies under the camera into a case when the hall says ``camera.scan``.
+
+    One job at a time (a camera sees one sheet at a time); the image work runs in a
+    worker thread so the bus connection keeps answering meanwhile."""
+
+    def __init__(self, config: AgentConfig, spec: AgentDevice) -> None:
+        super().__init__(config, spec)
+        assert spec.camera is not None
+        self.camera_spec = spec.camera
+        self.capture = Capture(spec.camera.source, width=spec.camera.width,
+                               height=spec.camera.height)
+        self._jobs: asyncio.Queue[m.ScanDocument] = asyncio.Queue()
+        self.last_reply: m.Reply | None = None
+
+    def on_command(self, command: m.Command) -> None:
+        if isinstance(command, m.ScanDocument):
+            self._jobs.put_nowait(command)
+        else:
+            super().on_command(command)
+
+    async def behave(self) -> None:
+        try:
+            while True:
+                job = await self._jobs.get()
+                answer = await self._scan(job)
+                self.last_reply = reply = await self.request(answer)
+                if not reply.ok:
+                    log.warning("%s: the hall refused %s: %s", self.id, answer.type, reply.error)
+        finally:
+            self.capture.close()
+
+    async def _scan(self, job: m.ScanDocument) -> m.Request:
+        try:
+            frame = await self.capture.frame()
+        except DeviceUnavailable as error:
+            await self.hardware(False, str(error), "camera_offline")
+            return m.ScanFailed(id=new_id(), job=job.id, case_id=job.case_id,
+                                reason=f"camera unavailable: {error}"[:200])
+        await self.hardware(True, "", "camera_offline")
+        try:
+            document, content_type = await asyncio.to_thread(self._document, frame, job)
+            stored = await upload(
+                document, content_type=content_type, case_id=job.case_id,
+                server_url=self.config.agent.server_url, token=self.config.token(self.spec) or "",
+                filename=f"{job.case_id}-{job.id}.{'pdf' if job.format == 'pdf' else 'jpg'}")
+        except DriverError as error:
+            log.warning("%s: scan %s for case %s failed: %s", self.id, job.id, job.case_id, error)
+            return m.ScanFailed(id=new_id(), job=job.id, case_id=job.case_id,
+                                reason=str(error)[:200])
+        return m.ScanDone(id=new_id(), job=job.id, case_id=job.case_id,
+                          document_id=str(stored["id"]), pages=1)
+
+    def _document(self, frame: Image, job: m.ScanDocument) -> tuple[bytes, str]:
+        page = scan(frame, paper=job.paper, dpi=job.dpi)
+        quality = self.camera_spec.jpeg_quality
+        if job.format == "pdf":
+            return encode_pdf([page.image], dpi=job.dpi, quality=quality), "application/pdf"
+        return encode_jpeg(page.image, quality), "image/jpeg"
 
 
 # ---------------------------------------------------------------- keypads
@@ -414,6 +492,7 @@ _CLASSES: dict[DeviceKind, type[AgentDeviceClient]] = {
     DeviceKind.ANNOUNCER: AnnouncerDevice,
     DeviceKind.CALL_TERMINAL: CallTerminalDevice,
     DeviceKind.EVALUATION_TERMINAL: EvaluationTerminalDevice,
+    DeviceKind.DOCUMENT_CAMERA: DocumentCameraDevice,
 }
 
 

@@ -64,6 +64,8 @@ class LedHardware(_Strict):
     baudrate: int = 9600
     lines: int = Field(2, ge=1, le=16)
     """How many lines the strip shows at once: a hall board view is cut to fit."""
+    refresh_seconds: float = Field(30.0, gt=0)
+    """The view is sent again this often: a strip that lost power comes back blank."""
 
 
 class AnnouncerHardware(_Strict):
@@ -75,6 +77,16 @@ class AnnouncerHardware(_Strict):
     ``["play", "-q", "-t", "wav", "-"]`` works too), or ``{file}`` in it for a temporary
     file; none to only synthesise, on a PC without speakers."""
     repeat: int = Field(1, ge=1, le=3)
+
+
+class CameraHardware(_Strict):
+    """A document camera: ``source`` is a device index or path (``/dev/video0``), a stream
+    URL, or an image or video file (for trying the agent out)."""
+
+    source: str | int
+    width: int | None = None
+    height: int | None = None
+    jpeg_quality: int = Field(80, ge=30, le=100)
 
 
 class KeypadReceiver(_Strict):
@@ -99,6 +111,10 @@ class AgentDevice(_Strict):
     )
     led: LedHardware | None = None
     announcer: AnnouncerHardware | None = None
+    camera: CameraHardware | None = None
+    token_env: str | None = None
+    """The environment variable holding the device's HTTP API token: a document camera
+    uploads its scans with it (``[[auth.tokens]]`` of role device in the hall's file)."""
     pause_reasons: list[str] = []
     """For a call terminal on a keypad: the hall's pause reason codes; the pause key sends
     the first, or the n-th when n is typed before it (drivers.keypad.CallKeymap)."""
@@ -123,19 +139,21 @@ class AgentDevice(_Strict):
         return self
 
 
-_ALL_HARDWARE = ("printer", "card_reader", "led", "announcer")
+_ALL_HARDWARE = ("printer", "card_reader", "led", "announcer", "camera")
 _HARDWARE: dict[DeviceKind, set[str]] = {
     DeviceKind.KIOSK: {"printer"},
     DeviceKind.PRINTER: {"printer"},
     DeviceKind.CARD_READER: {"card_reader"},
     DeviceKind.LED_STRIP: {"led"},
     DeviceKind.ANNOUNCER: {"announcer"},
+    DeviceKind.DOCUMENT_CAMERA: {"camera"},
 }
 _NEEDED: dict[DeviceKind, str] = {
     DeviceKind.PRINTER: "printer",
     DeviceKind.CARD_READER: "card_reader",
     DeviceKind.LED_STRIP: "led",
     DeviceKind.ANNOUNCER: "announcer",
+    DeviceKind.DOCUMENT_CAMERA: "camera",
 }
 KEYPAD_KINDS = frozenset({DeviceKind.CALL_TERMINAL, DeviceKind.EVALUATION_TERMINAL})
 
@@ -145,6 +163,8 @@ class AgentSection(_Strict):
     hall_name: str = ""
     """Printed at the top of each ticket."""
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    server_url: str = "http://127.0.0.1:8080"
+    """The hall server's HTTP API, for what is too big for the bus (document scans)."""
     firmware: str = "smarthall-agent 1"
     config_version: str = ""
 
@@ -173,6 +193,9 @@ class AgentConfig(_Strict):
 
     def password(self, device: AgentDevice) -> str | None:
         return os.environ.get(device.password_env) if device.password_env else None
+
+    def token(self, device: AgentDevice) -> str | None:
+        return os.environ.get(device.token_env) if device.token_env else None
 
 
 class AgentConfigError(ValueError):

@@ -7,10 +7,13 @@ be purged or re-keyed without touching the event history.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from hall.backend import Appointment, Progress
 from hall.pii import ID_NUMBER, NAME, PHONE, Identity, Vault, normalize
 
 _INSERT = """
@@ -23,6 +26,20 @@ _SELECT = """
 SELECT name_enc, id_number_enc, phone_enc
 FROM citizens
 WHERE id = $1 AND hall_id = $2
+"""
+
+_APPOINTMENTS = """
+SELECT code, service, slot_start, slot_end, citizen_id, status, ticket_id
+FROM appointments
+WHERE hall_id = $1 AND citizen_id = ANY($2::bigint[]) AND slot_start >= $3 AND slot_start < $4
+ORDER BY slot_start, code
+"""
+
+_PROGRESS = """
+SELECT case_id, ticket_id, status, message, at
+FROM case_progress
+WHERE hall_id = $1 AND ticket_id = ANY($2::text[])
+ORDER BY at, id
 """
 
 _FIND = """
@@ -86,6 +103,30 @@ class CitizenStore:
         lookup = self._vault.lookup_hash(ID_NUMBER, id_number)
         rows: list[Any] = await self._pool.fetch(_FIND, self._hall_id, lookup)
         return [row["id"] for row in rows]
+
+    async def appointments_of(
+        self, citizen_ids: Sequence[int], since: datetime, until: datetime
+    ) -> list[Appointment]:
+        """The bookings of these citizen rows whose slot starts in [since, until):
+        one person has a row per ticket or booking, found together by ID number."""
+        if not citizen_ids:
+            return []
+        rows: list[Any] = await self._pool.fetch(
+            _APPOINTMENTS, self._hall_id, list(citizen_ids), since, until
+        )
+        return [
+            Appointment(r["code"], r["service"], r["slot_start"], r["slot_end"],
+                        r["citizen_id"], r["status"], r["ticket_id"])
+            for r in rows
+        ]
+
+    async def progress_of(self, ticket_ids: Sequence[str]) -> list[Progress]:
+        """The backend's progress reports of the cases these tickets opened, oldest first."""
+        if not ticket_ids:
+            return []
+        rows: list[Any] = await self._pool.fetch(_PROGRESS, self._hall_id, list(ticket_ids))
+        return [Progress(r["case_id"], r["ticket_id"], r["status"], r["message"], r["at"])
+                for r in rows]
 
     async def forget(self, citizen_id: int) -> None:
         """Delete a citizen whose ticket was refused after all: personal data

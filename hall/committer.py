@@ -108,8 +108,10 @@ class GroupCommitter:
             for row in pending.side:
                 side.setdefault(type(row), []).append(row)
         started = time.perf_counter()
+        connection: asyncpg.Connection | None = None
         try:
-            async with self.pool.acquire() as connection, connection.transaction():
+            connection = await self.pool.acquire()
+            async with connection.transaction():
                 await self.store.append(connection, flat)
                 for kind, rows in side.items():
                     await kind.write_many(connection, self.store.hall_id, rows)
@@ -121,13 +123,28 @@ class GroupCommitter:
                     pending.future.set_exception(failure)
             self._fail_everything(failure)
             self._on_failed(exc)
+            await self._release(connection)
             return False
+        except BaseException:  # cancelled mid-commit: the pool must get it back to close
+            await self._release(connection)
+            raise
         self.observe(time.perf_counter() - started, len(flat))
         self._on_committed(flat)
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_result(pending.events)
+        # Only now: returning a connection to the pool resets it, one more round
+        # trip that the callers (and a device waiting on its reply) need not wait for.
+        await self._release(connection)
         return True
+
+    async def _release(self, connection: asyncpg.Connection | None) -> None:
+        if connection is None:
+            return
+        try:
+            await self.pool.release(connection)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("a database connection could not be returned to the pool: %s", exc)
 
     def _fail_everything(self, failure: CommitFailed) -> None:
         queued, self._pending = self._pending, []

@@ -19,33 +19,34 @@ import itertools
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
 
 from devices import messages as m
-from devices.registry import DeviceChange, DeviceSpec
+from devices.registry import DeviceChange, DeviceSpec, PrintJobs, PrintProblem
 from devices.topics import Channel, DeviceKind, parse_topic, subscriptions, topic
 from hall.checkin import CheckInRefused, check_in
+from hall.client_views import Displays, Scope
 from hall.committer import CommitFailed
 from hall.device_store import DeviceStore, KeptReply
 from hall.eventstore import StoredEvent
-from hall.hall_events import DeviceChanged
-from hall.pii import Identity
+from hall.hall_events import DeviceChanged, ScanFinished, ScanRequested
+from hall.pii import Identity, mask_id_number, mask_name
+from hall.priority import PriorityRefused
 from hall.runtime import Unavailable
 from hall.server import HallServer
-from hall.views import service_open
-from queueing import Event, Rejected, Source, WindowState
-from queueing.events import TicketCalled, TicketRecalled
+from hall.views import service_views, ticket_view, window_view
+from queueing import Event, Rejected, Source
+from queueing import Status as TicketStatus
 
 log = logging.getLogger(__name__)
 
-RECENT_CALLS = 10
 MAX_IN_FLIGHT = 200
 BOARD_EVERY = 0.2
 """Seconds a hall board may lag behind changed waiting counts: every ticket
@@ -58,6 +59,8 @@ hall's one connection always has; its errors still show."""
 RATE_PER_SECOND = 20.0
 """A device's steady message rate; a person pressing buttons stays far below."""
 BURST = 40.0
+KEPT_FOR_S = 86_400.0
+"""How long a retry finds its request's kept reply (docs/mqtt.md: a day)."""
 
 
 class TokenBucket:
@@ -101,8 +104,16 @@ class DeviceLink:
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._board_refresh: asyncio.TimerHandle | None = None
-        self._recent: deque[m.CallView] = deque(maxlen=RECENT_CALLS)
         self._staff_names: dict[str, str] = {}
+        self._displays = Displays(server.runtime, self._staff_names, self.registry.all)
+        self._outbox_ready = asyncio.Event()
+        """Something to send or to draw: set by _post and by committed events."""
+        self._calls_due: list[m.CallView] = []
+        self._screens_due: set[str] = set()
+        self._scopes_due: set[Scope] = set()
+        self._asked: dict[tuple[str, str], float] = {}
+        """(device, request id) of the last day's requests, oldest first: only
+        these may have a kept reply."""
         self._tasks: set[asyncio.Task[None]] = set()
         server.runtime.bus.subscribe(self._on_events)
         server.metrics.watch_devices(self.registry)
@@ -113,6 +124,7 @@ class DeviceLink:
         """Stay connected for as long as the hall runs; reconnect with backoff."""
         await self._load_staff_names()
         await self._load_approvals()
+        await self._load_asked()
         delay = 0.5
         while True:
             try:
@@ -156,7 +168,11 @@ class DeviceLink:
     async def _send(self, client: aiomqtt.Client) -> None:
         """Many publishes in flight at once: waiting for each acknowledgement
         capped the hall at a few thousand messages a second. The client sends
-        them in order, so a screen still gets its views in order."""
+        them in order, so a screen still gets its views in order.
+
+        A commit wakes this task and the requests it answered together; this
+        task lets them go first (one turn of the loop), so their replies are
+        posted before the views are even drawn, then sends in priority order."""
         in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
         async def publish(item: Outgoing) -> None:
@@ -168,17 +184,27 @@ class DeviceLink:
                 in_flight.release()
 
         while True:
-            _, _, item = await self._outbox.get()
-            await in_flight.acquire()
-            self._spawn(publish(item))
+            await self._outbox_ready.wait()
+            await asyncio.sleep(0)
+            self._outbox_ready.clear()
+            self._draw_due()
+            while not self._outbox.empty():
+                _, _, item = self._outbox.get_nowait()
+                await in_flight.acquire()
+                self._spawn(publish(item))
 
     def _post(self, device_id: str, channel: Channel, payload: bytes) -> None:
-        """Replies and commands go before views: someone waits on a reply, and a
-        call's reply must not queue behind the forty boards it redraws. Within
-        one priority, order is kept, so a screen gets its views in order."""
+        """Replies and commands go before views: someone waits on a reply.
+        Within one priority, order is kept, so a screen gets its views in order.
+        Nothing over the protocol's size limit is sent: devices refuse it."""
+        if len(payload) > m.MAX_MESSAGE_BYTES:
+            log.error("not sent to %s: a %d-byte %s message is over the protocol's %d-byte "
+                      "limit", device_id, len(payload), channel, m.MAX_MESSAGE_BYTES)
+            return
         outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained)
         priority = 1 if channel is Channel.DISPLAY else 0
         self._outbox.put_nowait((priority, next(self._posted), outgoing))
+        self._outbox_ready.set()
 
     # --------------------------------------------------------------- inbound
 
@@ -281,7 +307,7 @@ class DeviceLink:
                     request.id, "internal_error", "the hall could not handle this request"))
 
     async def _answer(self, device_id: str, request: m.Request) -> None:
-        kept = await self.store.kept_reply(device_id, request.id)
+        kept = await self._kept_reply(device_id, request.id)
         if kept is not None:
             self._post(device_id, Channel.REPLY, kept)
             return
@@ -312,7 +338,14 @@ class DeviceLink:
         self._reply(device_id, reply)
 
     def _reply(self, device_id: str, reply: m.Reply) -> None:
-        self._post(device_id, Channel.REPLY, m.encode(reply))
+        payload = m.encode(reply)
+        if len(payload) > m.MAX_MESSAGE_BYTES:
+            log.error("the reply to %s's request %s is %d bytes, over the protocol's %d-byte "
+                      "limit: answered too_large instead", device_id, reply.re, len(payload),
+                      m.MAX_MESSAGE_BYTES)
+            payload = m.encode(m.Reply.failure(
+                reply.re, m.ErrorCode.TOO_LARGE, "the answer is too large for the device bus"))
+        self._post(device_id, Channel.REPLY, payload)
 
     # ------------------------------------------------------------- requests
 
@@ -330,8 +363,13 @@ class DeviceLink:
                 return await self._take_ticket(device_id, request)
             case m.Rate():
                 return await self._rate(device_id, spec, request)
-            case m.PrintDone() | m.PrintFailed() | m.CardRead():
+            case m.PrintDone() | m.PrintFailed():
+                self._print_answered(device_id, request)
                 return m.Reply.success(request.id, {})
+            case m.CardRead():
+                return await self._card_read(spec, request)
+            case m.ScanDone() | m.ScanFailed():
+                return await self._scan_finished(device_id, spec, request)
         if spec.window is None:
             raise m.MessageError(m.ErrorCode.NOT_ALLOWED, "this device is at no window")
         if isinstance(request, m.AskEvaluation):
@@ -339,11 +377,17 @@ class DeviceLink:
         return await self._window_request(device_id, spec.window, request)
 
     async def _take_ticket(self, device_id: str, request: m.TakeTicket) -> m.Reply:
-        status = self.registry.status(device_id)
-        if status is not None and status.paper == "out":
-            raise m.MessageError(
-                m.ErrorCode.PRINTER_OFFLINE, "the printer is out of paper: use another kiosk")
+        problem = self.registry.print_problem(device_id)
+        if problem is not None:
+            raise m.MessageError(m.ErrorCode.PRINTER_OFFLINE, PRINT_PROBLEMS[problem])
         server = self.server
+        if request.priority_group is not None:
+            assert request.priority_password is not None
+            try:
+                await server.priority.check(
+                    device_id, request.priority_group, request.priority_password)
+            except PriorityRefused as refused:
+                raise m.MessageError(refused.code, refused.message) from refused
         citizen: int | None = None
         source = Source.WALK_IN
         if request.identity is not None:
@@ -355,9 +399,7 @@ class DeviceLink:
             citizen = await server.citizens.save(Identity(None, None, request.phone))
             source = Source.PHONE
         if request.priority_group is not None:
-            raise m.MessageError(
-                m.ErrorCode.NOT_ALLOWED,
-                "priority tickets need the hall's priority password, which is not configured")
+            source = Source.PRIORITY
         kept: list[m.Reply] = []
 
         def answer(stored: list[StoredEvent]) -> list[KeptReply]:
@@ -377,7 +419,8 @@ class DeviceLink:
         try:
             await server.runtime.execute(
                 "issue", request.service, source,
-                citizen_ref=None if citizen is None else str(citizen), side=answer,
+                citizen_ref=None if citizen is None else str(citizen),
+                priority_group=request.priority_group, side=answer,
             )
         except BaseException:
             if citizen is not None:
@@ -448,7 +491,120 @@ class DeviceLink:
             direction=ticket["direction"], materials=ticket["materials"],
             notice=ticket["notice"], issued_at=datetime.fromisoformat(ticket["issued_at"]),
             qr=ticket["id"]))
-        self._post(kiosk_id, Channel.CMD, m.encode(job))
+        printer = self.registry.printer_of(kiosk_id)
+        target = kiosk_id if printer is None else printer.id
+        if target != kiosk_id:
+            self._print_jobs().sent(request_id, kiosk_id, target, ticket["id"], ticket["number"],
+                                    time.monotonic())
+            self._follow_prints()
+        self._post(target, Channel.CMD, m.encode(job))
+
+    def _print_jobs(self) -> PrintJobs:
+        """Jobs out at stand-alone printers; made with the first such job."""
+        jobs: PrintJobs | None = getattr(self, "_pending_prints", None)
+        if jobs is None:
+            jobs = self._pending_prints = PrintJobs(PRINT_TIMEOUT)
+        return jobs
+
+    def _follow_prints(self) -> None:
+        """Look at the pending jobs' printers until no job is left, so a last will
+        or a silent printer reaches the kiosk within a bounded time."""
+        if getattr(self, "_following_prints", False):
+            return
+        self._following_prints = True
+        self._spawn(self._watch_prints())
+
+    async def _watch_prints(self) -> None:
+        jobs = self._print_jobs()
+        try:
+            while len(jobs):
+                await asyncio.sleep(PRINT_CHECK_EVERY)
+                for job, reason in jobs.lost(self.registry, time.monotonic()):
+                    log.warning("print job %s for %s at %s lost: %s", job.id, job.number,
+                                job.printer, reason)
+                    self._print_failed(job.id, job.kiosk, job.ticket_id, job.number, reason)
+        finally:
+            self._following_prints = False
+
+    def _print_answered(self, device_id: str, answer: m.PrintDone | m.PrintFailed) -> None:
+        """A stand-alone printer's answer ends its job; a failure is relayed to the
+        kiosk, whose citizen is still there. A kiosk's own printer needs no relay."""
+        jobs: PrintJobs | None = getattr(self, "_pending_prints", None)
+        job = None if jobs is None else jobs.answered(answer.job, device_id)
+        if job is not None and isinstance(answer, m.PrintFailed):
+            log.warning("print job %s for %s failed at %s: %s", job.id, job.number, device_id,
+                        answer.reason)
+            self._print_failed(job.id, job.kiosk, job.ticket_id, job.number, "printer_failed")
+
+    def _print_failed(
+        self, job_id: str, kiosk_id: str, ticket_id: str, number: str, reason: str
+    ) -> None:
+        command = m.KioskPrintFailed(
+            id=job_id, ticket_id=ticket_id, number=number,
+            reason=reason,  # type: ignore[arg-type]
+            message=PRINT_FAILURES[reason].format(number=number))
+        self._post(kiosk_id, Channel.CMD, m.encode(command))
+
+    async def _card_read(self, spec: DeviceSpec, request: m.CardRead) -> m.Reply:
+        """What the hall knows of the card's holder today (D6): open tickets, today's
+        appointments, and the progress of cases their tickets opened, found through
+        the ID number's lookup hash. A reader at a window faces staff and gets
+        names and appointment codes in full; any other reader (a query terminal in
+        the hall, whose screen passers-by see) gets them masked. The answer holds
+        personal data, so it is not kept for retries: a retry asks again."""
+        identity = request.identity
+        assert identity.id_number is not None
+        server = self.server
+        engine = server.runtime.engine
+        citizen_ids = sorted(set(await server.citizens.find_by_id_number(identity.id_number)))
+        refs = {str(citizen) for citizen in citizen_ids}
+        mine = [ticket for ticket in engine.tickets() if ticket.citizen_ref in refs]
+        zone = server.config.timezone
+        today = engine.day or server.runtime.clock.now().astimezone(zone).date()
+        since = datetime.combine(today, dt_time(0), zone)
+        appointments = await server.citizens.appointments_of(
+            citizen_ids, since, since + timedelta(days=1))
+        linked = {t.id for t in mine} | {a.ticket_id for a in appointments if a.ticket_id}
+        latest = {p.case_id: p for p in await server.citizens.progress_of(sorted(linked))}
+        masked = spec.window is None
+        services = engine.layout.services
+        return m.Reply.success(request.id, {
+            "holder": {
+                "name": mask_name(identity.name) if masked else identity.name,
+                "id_number": mask_id_number(identity.id_number) if masked
+                else identity.id_number,
+            },
+            "masked": masked,
+            "tickets": [self._holder_ticket(t.id) for t in mine if not t.status.is_final],
+            "appointments": [{
+                # an appointment code checks the booking in, so a public screen hides it
+                "code": mask_id_number(a.code) if masked else a.code,
+                "service": a.service,
+                "service_name": services[a.service].name if a.service in services else "",
+                "slot_start": a.slot_start.astimezone(zone).isoformat(),
+                "slot_end": a.slot_end.astimezone(zone).isoformat(),
+                "status": a.status, "ticket_id": a.ticket_id,
+            } for a in appointments],
+            "cases": [{
+                "case_id": p.case_id, "ticket_id": p.ticket_id, "status": p.status,
+                "message": p.message, "at": p.at.astimezone(zone).isoformat(),
+            } for p in latest.values()],
+        })
+
+    def _holder_ticket(self, ticket_id: str) -> dict[str, Any]:
+        engine = self.server.runtime.engine
+        ticket = engine.ticket(ticket_id)
+        waiting = ticket.status is TicketStatus.WAITING
+        estimate = engine.ticket_estimate(ticket_id) if waiting else None
+        return {
+            "id": ticket.id, "number": ticket.number, "service": ticket.service,
+            "service_name": engine.layout.services[ticket.service].name,
+            "state": ticket.status.value,
+            "people_ahead": estimate.people_ahead if estimate else None,
+            "estimated_minutes": None if estimate is None or estimate.minutes is None
+            else round(estimate.minutes, 1),
+            "window": engine.layout.windows[ticket.window].name if ticket.window else None,
+        }
 
     def _ask_evaluation(self, window: str, request: m.AskEvaluation) -> m.Reply:
         """Put the evaluation screen up for the ticket in hand (D10)."""
@@ -469,132 +625,133 @@ class DeviceLink:
             self._post(terminal, Channel.CMD, m.encode(command))
         return m.Reply.success(request.id, {"ticket_id": current.id, "terminals": terminals})
 
-    def _on_events(self, events: Sequence[StoredEvent]) -> None:
-        """Committed events change what screens show and what is announced."""
-        screens: set[str] = set()
-        boards = False
-        called = False
-        engine = self.server.runtime.engine
-        for stored in events:
-            event = stored.event
-            window_id = getattr(event, "window_id", None)
-            if window_id is not None and window_id in engine.layout.windows:
-                screens.add(engine.layout.windows[window_id].screen_id)
-            if isinstance(event, TicketCalled | TicketRecalled):
-                name = engine.layout.windows[event.window_id].name
-                self._recent.appendleft(m.CallView(number=event.number, window_name=name))
-                self._announce(event.number, name)
-                called = True
-            boards = boards or event.type.startswith("ticket.")
-        for screen in screens:
-            self._publish_screen(screen)
-        if called:
-            self._publish_boards()  # a call shows at once; the refresh below is then moot
-        elif boards and self._board_refresh is None:
-            self._board_refresh = asyncio.get_running_loop().call_later(
-                BOARD_EVERY, self._publish_boards)
+    def _send_scan(self, requested: ScanRequested) -> None:
+        command = m.ScanDocument(id=requested.job, case_id=requested.case_id,
+                                 paper=requested.paper,  # type: ignore[arg-type]
+                                 dpi=requested.dpi, format=requested.format)  # type: ignore[arg-type]
+        for camera in requested.cameras:
+            self._post(camera, Channel.CMD, m.encode(command))
 
-    def _announce(self, number: str, window_name: str) -> None:
-        text = f"请{number}号到{window_name}办理"
-        for status in self.registry.by_kind(DeviceKind.ANNOUNCER):
-            announce = m.Announce(id=f"call-{number}-{status.id}", text=text)
-            self._post(status.id, Channel.CMD, m.encode(announce))
+    async def _scan_finished(
+        self, device_id: str, spec: DeviceSpec, request: m.ScanDone | m.ScanFailed
+    ) -> m.Reply:
+        """The outcome goes on the stream, where the clerk's page waits for its job."""
+        done = isinstance(request, m.ScanDone)
+        finished = ScanFinished(
+            at=self.server.runtime.clock.now(), window_id=spec.window, job=request.job,
+            case_id=request.case_id, device_id=device_id, ok=done,
+            document_id=request.document_id if isinstance(request, m.ScanDone) else None,
+            reason=request.reason if isinstance(request, m.ScanFailed) else None)
+        await self.server.runtime.record([finished])
+        return m.Reply.success(request.id, {})
+
+    def _on_events(self, events: Sequence[StoredEvent]) -> None:
+        """Committed events change what screens show and what is announced.
+        Only noted here: the sender draws the views once the answers this
+        commit woke up are posted, so a reply never waits behind its screens.
+        A scan a clerk asked for goes to the window's cameras at once."""
+        for stored in events:
+            if isinstance(stored.event, ScanRequested):
+                self._send_scan(stored.event)
+        screens, scopes, calls = self._displays.note([stored.event for stored in events])
+        self._calls_due += calls
+        self._screens_due |= screens
+        self._scopes_due |= scopes
+        if screens or scopes or calls:
+            self._outbox_ready.set()
+        if self._board_refresh is None and any(
+                stored.event.type.startswith("ticket.") for stored in events):
+            self._board_refresh = asyncio.get_running_loop().call_later(
+                BOARD_EVERY, self._refresh_boards)
+
+    def _refresh_boards(self) -> None:
+        """Waiting counts change with every ticket: every board is redrawn at
+        this pace, and only those whose view changed are sent."""
+        self._board_refresh = None
+        self._scopes_due.update(self._displays.audience().boards)
+        self._outbox_ready.set()
+
+    def _draw_due(self) -> None:
+        """Announce the calls and draw the due views, each view once, for every
+        device that shows it."""
+        displays = self._displays
+        audience = displays.audience()
+        seq = self.server.runtime.committer.next_seq
+        calls, self._calls_due = self._calls_due, []
+        for call in calls:
+            text = f"请{call.number}号到{call.window_name}办理"
+            for announcer in audience.announcers:
+                announce = m.Announce(id=f"call-{call.number}-{announcer}", text=text)
+                self._post(announcer, Channel.CMD, m.encode(announce))
+        screens, self._screens_due = self._screens_due, set()
+        for screen in screens:
+            if screen in audience.screens:
+                self._post_view(audience.screens[screen], displays.screen(screen, seq))
+        scopes, self._scopes_due = self._scopes_due, set()
+        for scope in scopes:
+            if scope in audience.boards:
+                self._post_view(audience.boards[scope], displays.board(scope, seq))
+
+    def _post_view(self, device_ids: Sequence[str], payload: bytes | None) -> None:
+        if payload is not None:
+            for device_id in device_ids:
+                self._post(device_id, Channel.DISPLAY, payload)
 
     def _publish_all_displays(self) -> None:
-        for screen in {w.screen_id for w in self.server.config.layout.windows.values()}:
-            self._publish_screen(screen)
-        self._publish_boards()
+        """After (re)connecting: every view, whatever was sent before."""
+        self._displays.resync()
+        audience = self._displays.audience()
+        self._screens_due.update(audience.screens)
+        self._scopes_due.update(audience.boards)
+        self._outbox_ready.set()
 
     def _republish_for(self, device_id: str) -> None:
         """Retained views already resync a screen; this refreshes the broker's copy."""
         spec = self._spec(device_id)
         if spec is None:
             return
-        if spec.kind is DeviceKind.WINDOW_SCREEN and spec.screen:
-            self._publish_screen(spec.screen)
-        elif spec.kind in (DeviceKind.HALL_BOARD, DeviceKind.LED_STRIP):
-            self._publish_boards()
-
-    def _publish_screen(self, screen_id: str) -> None:
-        engine = self.server.runtime.engine
-        positions = []
-        for window in engine.screen_windows(screen_id):
-            current = engine.current_ticket(window.id)
-            positions.append(m.PositionView(
-                window=window.id, name=window.config.name,
-                staff_name=self._staff_names.get(window.staff or "", window.staff or ""),
-                state=engine.window_state(window.id).value,
-                number=current.number if current else None,
-                message=window.pause.message if window.pause else None))
-        display = m.WindowDisplay(positions=positions, seq=self.server.runtime.committer.next_seq)
-        payload = m.encode(display)
-        for status in self.registry.by_screen(screen_id):
-            self._post(status.id, Channel.DISPLAY, payload)
-
-    def _publish_boards(self) -> None:
-        if self._board_refresh is not None:
-            self._board_refresh.cancel()
-            self._board_refresh = None
-        engine = self.server.runtime.engine
-        calling = [
-            m.CallView(number=t.number, window_name=engine.layout.windows[w.id].name)
-            for w in engine.windows()
-            if engine.window_state(w.id) is WindowState.CALLING
-            and (t := engine.current_ticket(w.id)) is not None
-        ]
-        waiting = [
-            m.WaitingView(service=s.id, name=s.name, waiting=engine.waiting_count(s.id))
-            for s in engine.layout.services.values()
-        ]
-        display = m.BoardDisplay(calling=calling, recent=list(self._recent), waiting=waiting,
-                                 seq=self.server.runtime.committer.next_seq)
-        payload = m.encode(display)
-        for kind in (DeviceKind.HALL_BOARD, DeviceKind.LED_STRIP):
-            for status in self.registry.by_kind(kind):
-                self._post(status.id, Channel.DISPLAY, payload)
+        displays = self._displays
+        if spec.kind in (DeviceKind.WINDOW_SCREEN, DeviceKind.HALL_BOARD, DeviceKind.LED_STRIP,
+                         DeviceKind.ANNOUNCER) and device_id not in displays.audience().device_ids:
+            displays.forget_audience()  # approved since the index was made
+        audience = displays.audience()
+        if device_id in audience.screen_of:
+            screen = audience.screen_of[device_id]
+            displays.resend_screen(screen)
+            self._screens_due.add(screen)
+        elif device_id in audience.scope_of:
+            scope = audience.scope_of[device_id]
+            displays.resend_board(scope)
+            self._scopes_due.add(scope)
+        self._outbox_ready.set()
 
     # ---------------------------------------------------------------- views
 
     def _services(self) -> list[dict[str, Any]]:
-        engine = self.server.runtime.engine
-        now = self.server.runtime.clock.now()
-        views = []
-        for service in engine.layout.services.values():
-            estimate = engine.service_estimate(service.id)
-            views.append({
-                "id": service.id, "name": service.name, "category": service.category,
-                "open": service_open(service, estimate, now),
-                "waiting": estimate.people_ahead,
-                "estimated_minutes": None if estimate.minutes is None
-                else round(estimate.minutes, 1),
-            })
-        return views
+        return [
+            {"id": s.id, "name": s.name, "category": s.category, "open": s.open,
+             "waiting": s.waiting, "estimated_minutes": s.estimated_minutes}
+            for s in service_views(self.server.runtime)
+        ]
 
     def _ticket_view(self, ticket_id: str) -> dict[str, Any]:
-        engine = self.server.runtime.engine
-        ticket = engine.ticket(ticket_id)
-        estimate = engine.ticket_estimate(ticket_id)
-        text = self.server.config.tickets.get(ticket.requested)
-        service = engine.layout.services[ticket.service]
+        view = ticket_view(self.server.runtime, ticket_id)
+        text = view.text
         return {
-            "id": ticket.id, "number": ticket.number, "service": ticket.service,
-            "service_name": service.name, "people_ahead": estimate.people_ahead,
-            "estimated_minutes": None if estimate.minutes is None
-            else round(estimate.minutes, 1),
+            "id": view.id, "number": view.number, "service": view.service,
+            "service_name": view.service_name, "people_ahead": view.people_ahead,
+            "estimated_minutes": view.estimated_minutes,
             "direction": text.direction if text else "",
             "materials": list(text.materials) if text else [],
             "notice": text.notice if text else "",
-            "issued_at": ticket.issued_at.isoformat(),
+            "issued_at": view.issued_at.isoformat(),
         }
 
     def _window_view(self, window_id: str) -> dict[str, Any]:
-        engine = self.server.runtime.engine
-        window = engine.window(window_id)
-        current = engine.current_ticket(window_id)
+        view = window_view(self.server.runtime, window_id)
         return {
-            "window": window_id, "state": engine.window_state(window_id).value,
-            "staff": window.staff, "number": current.number if current else None,
-            "ticket_id": current.id if current else None,
+            "window": view.id, "state": view.state, "staff": view.staff,
+            "number": view.ticket, "ticket_id": view.ticket_id,
         }
 
     async def _load_approvals(self) -> None:
@@ -606,6 +763,31 @@ class DeviceLink:
             if not self.registry.is_allowed(spec.id):
                 self._changed(self.registry.approve(spec.id, spec, approval.approved_by, now))
 
+    async def _kept_reply(self, device_id: str, request_id: str) -> bytes | None:
+        """Only a (device, id) asked before can have a kept reply: the database
+        is asked only then, which spares every new request a round trip."""
+        key = (device_id, request_id)
+        now = time.monotonic()
+        if key not in self._asked:
+            self._asked[key] = now  # before anything can be kept under it
+            while self._asked:
+                oldest, at = next(iter(self._asked.items()))
+                if now - at < KEPT_FOR_S:
+                    break
+                del self._asked[oldest]
+            return None
+        return await self.store.kept_reply(device_id, request_id)
+
+    async def _load_asked(self) -> None:
+        """The replies kept in the last day (docs/mqtt.md keeps them that long),
+        so a retry after a restart still finds its answer."""
+        rows = await self.server.pool.fetch(
+            "SELECT device_id, request_id FROM device_replies"
+            " WHERE hall_id = $1 AND at > now() - make_interval(secs => $2) ORDER BY at",
+            self.hall_id, KEPT_FOR_S)
+        now = time.monotonic()
+        self._asked.update(((row["device_id"], row["request_id"]), now) for row in rows)
+
     async def _load_staff_names(self) -> None:
         rows = await self.server.pool.fetch("SELECT id, name FROM staff")
         self._staff_names.update({row["id"]: row["name"] for row in rows})
@@ -613,6 +795,27 @@ class DeviceLink:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+PRINT_PROBLEMS: dict[PrintProblem, str] = {
+    "offline": "取号打印机已离线，请到其他取号机取号",
+    "paper_out": "打印纸已用完，请到其他取号机取号",
+    "cover_open": "打印机舱盖未关闭，请到其他取号机取号",
+}
+"""What the kiosk tells the citizen when its printer cannot print (``printer_offline``)."""
+
+PRINT_TIMEOUT = 10.0
+"""Seconds a stand-alone printer has to answer a job before the kiosk is told it
+failed: the broker notices a printer that lost power only after 1.5 keepalives
+(45 s), far too late for a citizen standing at the kiosk."""
+PRINT_CHECK_EVERY = 0.2
+"""Seconds between looks at the printers of pending jobs: how soon a last will
+reaches the kiosk."""
+PRINT_FAILURES: dict[str, str] = {
+    "printer_offline": "取号单未能打印（打印机离线），您的号码是 {number}，请留意叫号",
+    "printer_failed": "取号单未能打印，您的号码是 {number}，请留意叫号",
+    "timeout": "取号单未能打印，您的号码是 {number}，请留意叫号",
+}
 
 
 WINDOW_OPERATIONS: dict[type, str] = {

@@ -17,13 +17,16 @@ knows the case (``case_known``).
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from datetime import datetime
+from typing import Literal
 from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from devices.topics import DeviceKind
 from hall.api.problems import Problem
 from hall.api.routing import read_body
 from hall.auth import Role, require
@@ -36,8 +39,9 @@ from hall.documents import (
     DocumentStore,
     inspect_content,
 )
-from hall.hall_events import CaseDocumentAdded
-from hall.routes import PEOPLE, api, server_of, storage_errors
+from hall.hall_events import CaseDocumentAdded, ScanRequested
+from hall.routes import PEOPLE, WINDOW_ACTORS, acting_at, api, server_of, storage_errors
+from hall.server import HallServer
 
 UPLOADERS = ("device", "staff", "manager", "admin")
 """A document camera holds a device token; window staff scanning from their own
@@ -188,3 +192,50 @@ def _out(document: Document) -> DocumentOut:
         sha256=document.sha256, uploaded_by=document.uploaded_by,
         uploaded_at=document.uploaded_at, seq=document.event_seq,
     )
+
+
+class ScanIn(BaseModel):
+    case_id: str = Field(pattern=CASE_ID.pattern, description="The backend's case id")
+    paper: Literal["A4", "A3"] = "A4"
+    dpi: int = Field(200, ge=75, le=600)
+    format: Literal["pdf", "jpeg"] = "pdf"
+
+
+class ScanOut(BaseModel):
+    job: str = Field(description="The job's id: camera.scan_finished on the stream names it")
+    case_id: str
+    cameras: list[str] = Field(description="The document cameras at the window asked to scan")
+    seq: int = Field(description="Sequence number of the camera.scan_requested event")
+
+
+@api.post("/windows/{window_id}/scan", body=ScanIn, response=ScanOut, status=202,
+          roles=WINDOW_ACTORS, tags=("cases",),
+          summary="Scan the material under the window's document camera into a case")
+async def scan_at_window(request: web.Request, window_id: str, body: ScanIn) -> ScanOut:
+    """Accepted, not done: the camera scans and uploads in its own time (a second or
+    two) and the outcome comes as ``camera.scan_finished`` on the event stream."""
+    principal = acting_at(request, window_id)
+    server = server_of(request)
+    cameras = tuple(status.id for status in server.devices.by_window(window_id)
+                    if status.kind is DeviceKind.DOCUMENT_CAMERA)
+    if not cameras:
+        raise Problem(409, "no_camera", "No document camera at this window",
+                      f"No device of kind document_camera is configured at {window_id}")
+    online = tuple(camera for camera in cameras if _online(server, camera))
+    if not online:
+        raise Problem(409, "camera_offline", "The window's document camera is offline",
+                      f"{', '.join(cameras)} offline")
+    job = f"scan-{uuid.uuid4().hex[:16]}"
+    requested = ScanRequested(
+        at=server.runtime.clock.now(), window_id=window_id, job=job, case_id=body.case_id,
+        paper=body.paper, dpi=body.dpi, format=body.format, cameras=online)
+    with storage_errors():
+        stored = await server.runtime.record([requested])
+    await server.audit.record(principal, "document.scan", job, {
+        "case_id": body.case_id, "window": window_id, "cameras": list(online)})
+    return ScanOut(job=job, case_id=body.case_id, cameras=list(online), seq=stored[0].seq)
+
+
+def _online(server: HallServer, device_id: str) -> bool:
+    status = server.devices.status(device_id)
+    return status is not None and status.online

@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
-from hall.hall_events import CaseDocumentAdded, DeviceChanged
+from hall.hall_events import CaseDocumentAdded, DeviceChanged, ScanFinished, ScanRequested
 from queueing import Event, event_from_dict, event_to_dict
 
-HALL_EVENT_TYPES = (DeviceChanged, CaseDocumentAdded)
+HALL_EVENT_TYPES = (DeviceChanged, CaseDocumentAdded, ScanRequested, ScanFinished)
 """The hall's own event types, registered with the codec by importing them
 here, so every stored event can be read back wherever the store is used."""
 

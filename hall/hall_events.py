@@ -44,3 +44,33 @@ class CaseDocumentAdded(Event):
     size: int
     content_type: str
     pages: int | None
+
+
+@event("camera.scan_requested")
+@dataclass(frozen=True, slots=True)
+class ScanRequested(Event):
+    """A clerk asked the window's document camera to scan into a case (D7); the device
+    link sends ``camera.scan`` to the cameras at the window when it is durable."""
+
+    window_id: str
+    job: str
+    case_id: str
+    paper: str
+    dpi: int
+    format: str
+    cameras: tuple[str, ...]
+
+
+@event("camera.scan_finished")
+@dataclass(frozen=True, slots=True)
+class ScanFinished(Event):
+    """A camera answered a scan job: ``document_id`` when the page is on the case,
+    ``reason`` when it is not; the clerk's page follows these on the stream."""
+
+    window_id: str | None
+    job: str
+    case_id: str
+    device_id: str
+    ok: bool
+    document_id: str | None
+    reason: str | None

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,6 +25,7 @@ from hall.bus import EventBus
 from hall.clock import Clock
 from hall.committer import GroupCommitter, SideWrite
 from hall.config import HallConfig, StrategyAssignment
+from hall.device_store import DeviceStore
 from hall.eventstore import EventStore, StoredEvent
 from queueing import Engine, Event, Rejected
 from queueing.events import DayStarted
@@ -40,6 +41,10 @@ OPERATIONS = frozenset(
         "check_clock",
     }
 )
+
+KEEP_DEVICE_REPLIES = timedelta(days=2)
+"""How long devices' answered requests are kept for their retries (docs/mqtt.md
+promises a day); older ones go at the rollover."""
 """The engine's operations, by name: the engine is rebuilt on recovery, so
 callers name what to do instead of holding a bound method of an old one."""
 
@@ -61,6 +66,7 @@ class HallRuntime:
             pool, self.store, on_committed=bus.publish, on_failed=self._commit_failed
         )
         self.engine = Engine(config.layout)
+        self.device_replies = DeviceStore(pool, self.hall_id)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -167,7 +173,20 @@ class HallRuntime:
             except Rejected as refused:
                 log.error("strategy for %s %r not applied: %s",
                           assignment.scope, assignment.target, refused)
-        return await self.committer.submit(self._number(day, events))
+        stored = await self.committer.submit(self._number(day, events))
+        await self._forget_old_replies(now)
+        return stored
+
+    async def _forget_old_replies(self, now: datetime) -> None:
+        """At each new day, whether the hall rolled over running or started on it.
+        A failure only waits for the next day: the day is open already."""
+        try:
+            forgotten = await self.device_replies.forget_replies_before(now - KEEP_DEVICE_REPLIES)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("old device replies not purged: %s", exc)
+            return
+        if forgotten:
+            log.info("purged %d device replies older than %s", forgotten, KEEP_DEVICE_REPLIES)
 
     def is_next_day(self, now: datetime) -> bool:
         return (

@@ -106,7 +106,7 @@ async def take_ticket(device: DeviceClient, request_id: str) -> m.Reply:
 async def test_a_ticket_taken_at_the_kiosk_comes_out_of_its_printer(
     pool: asyncpg.Pool, mosquitto: Mosquitto, printer: EscPosSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto) as (server, _link), agent_running(
             agent_config(mosquitto, [kiosk_device(printer)])) as agent:
         await server.runtime.execute("login", "W1", "zhang")
         reply = await take_ticket(agent.devices["kiosk-1"], "take-printed-1")
@@ -152,8 +152,10 @@ async def test_a_switched_off_printer_fails_its_job_at_once_and_is_reported(
         kiosk.on_sent = lambda message, retry: answers.append(message)  # type: ignore[method-assign]
         kiosk.on_command(m.PrintJob(id="job-while-off", ticket=TICKET))
         await eventually(lambda: any(isinstance(a, m.PrintFailed) for a in answers))
+        refused = await take_ticket(kiosk, "take-while-off")
     failed = next(a for a in answers if isinstance(a, m.PrintFailed))
     assert failed.job == "job-while-off" and "offline" in failed.reason
+    assert refused.error is not None and refused.error.code == "printer_offline"
 
 
 TICKET = m.TicketPrint(
@@ -187,7 +189,7 @@ def window_devices(led: SerialLine, spoken: Path) -> list[dict[str, object]]:
         {"id": "term-w1", "kind": "call_terminal", "pause_reasons": ["break", "lunch"]},
         {"id": "eval-w1", "kind": "evaluation_terminal"},
         {"id": "led-w1", "kind": "led_strip",
-         "led": {"url": led.path, "protocol": "text", "lines": 2}},
+         "led": {"url": led.path, "protocol": "text", "lines": 2, "refresh_seconds": 0.2}},
         {"id": "voice-1", "kind": "announcer",
          "announcer": {"engine": "espeak", "player": ["sh", "-c", f"cat >> {spoken}"]}},
     ]
@@ -251,10 +253,7 @@ async def test_an_led_strip_that_comes_back_shows_the_current_view_at_once(
             agent_config(mosquitto, led)):
         await server.runtime.execute("login", "W1", "zhang")
         await server.runtime.execute("pause", "W1", "break", message="工作人员暂时离开")
-        try:
-            await eventually(lambda: any("暂时离开" in line for line in strip.lines))
-        finally:
-            print("LINES", strip.lines, strip.received)
+        await eventually(lambda: any("暂时离开" in line for line in strip.lines))
         strip.stop()
         led_line.unplug()
         await eventually(lambda: "led_offline" in status(link, "led-w1").errors)
@@ -262,4 +261,21 @@ async def test_an_led_strip_that_comes_back_shows_the_current_view_at_once(
         strip = LedSimulator(led_line.fd, protocol="text", rows=2)
         strip.start()
         await eventually(lambda: any("暂时离开" in line for line in strip.lines), timeout=10)
+        strip.stop()
+
+
+async def test_an_led_strip_that_lost_power_gets_its_view_again(
+    pool: asyncpg.Pool, mosquitto: Mosquitto, led_line: SerialLine, tmp_path: Path,
+) -> None:
+    strip = LedSimulator(led_line.fd, protocol="text", rows=2)
+    strip.start()
+    led = [d for d in window_devices(led_line, tmp_path / "x.wav") if d["id"] == "led-w1"]
+    try:
+        async with hall_on_bus(pool, mosquitto) as (server, _link), agent_running(
+                agent_config(mosquitto, led)):
+            await server.runtime.execute("login", "W1", "zhang")
+            await eventually(lambda: strip.lines[-1:] == ["1号窗口"])
+            strip.lines = []  # power cut: the strip comes back blank and says nothing
+            await eventually(lambda: strip.lines[-1:] == ["1号窗口"])
+    finally:
         strip.stop()

@@ -110,7 +110,7 @@ keypads = { "ABC" = "announcer", "DEF" = "call-w09" }
 
 
 def test_device_ids_are_unique(tmp_path: Path) -> None:
-    device = '[[device]]\nid = "a1"\nkind = "call_terminal"\n'
+    device = '[[device]]\nid = "a1"\nkind = "evaluation_terminal"\n'
     path = write(tmp_path, '[agent]\nhall = "h"\n' + device + device)
     with pytest.raises(AgentConfigError, match="listed twice: a1"):
         load_agent_config(path)
@@ -121,3 +121,9 @@ def test_unreadable_and_broken_files_say_so(tmp_path: Path) -> None:
         load_agent_config(tmp_path / "missing.toml")
     with pytest.raises(AgentConfigError, match="not valid TOML"):
         load_agent_config(write(tmp_path, "[agent\n"))
+
+
+def test_a_keypad_call_terminal_needs_the_pause_reasons(tmp_path: Path) -> None:
+    path = write(tmp_path, '[agent]\nhall = "h"\n[[device]]\nid = "c1"\nkind = "call_terminal"\n')
+    with pytest.raises(AgentConfigError, match="needs the hall's pause_reasons"):
+        load_agent_config(path)

@@ -321,7 +321,8 @@ def test_each_request_type_says_which_kinds_of_device_may_send_it() -> None:
 
 
 def test_each_command_says_which_kinds_of_device_take_it() -> None:
-    assert COMMANDS_BY_KIND[DeviceKind.KIOSK] == {"printer.print"}
+    assert COMMANDS_BY_KIND[DeviceKind.KIOSK] == {"printer.print", "kiosk.print_failed"}
+    assert COMMANDS_BY_KIND[DeviceKind.PRINTER] == {"printer.print"}
     assert COMMANDS_BY_KIND[DeviceKind.ANNOUNCER] == {"announcer.say"}
     assert COMMANDS_BY_KIND[DeviceKind.EVALUATION_TERMINAL] == {"evaluation.request"}
 

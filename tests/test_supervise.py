@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 
 from drivers.errors import DeviceUnavailable, DriverError
 from drivers.supervise import Backoff, keep_using
@@ -44,7 +45,7 @@ async def test_an_absent_device_is_reported_once_and_retried_with_growing_delays
 
     await run_for(0.25, "reader", absent, never_used, on_change, backoff=FAST)
     assert changes == [(False, "no such port")]
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[0] < gaps[2]
     assert max(gaps) < 0.08
 
