@@ -21,6 +21,7 @@ import pytest
 from hall.migrate import migrate
 from hall.pg import start_embedded, with_database
 from tests.mqtt_kit import Mosquitto, start_mosquitto
+from tests.pcsc_kit import Pcscd, require_system
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -114,3 +115,14 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    """One pcscd with the vpcd virtual reader for the whole run: vpcd's port stays busy
+    for a while after a pcscd stops, so starting one per module would race it."""
+    require_system()
+    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
+    daemon.start()
+    yield daemon
+    daemon.stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -86,6 +87,18 @@ def wait_until(check: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def vpcd_port_free() -> bool:
+    """Whether vpcd could listen on its port now. It binds without SO_REUSEADDR, so for a
+    minute after a pcscd stopped with a card connected (TIME_WAIT on the port) a new
+    pcscd would start with no reader at all."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", VPCD_PORT))
+        except OSError:
+            return False
+    return True
+
+
 def card_present(reader: str) -> bool:
     hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
     if hresult != SCARD_S_SUCCESS:
@@ -110,6 +123,7 @@ class Pcscd:
 
     def start(self) -> None:
         if reader_names() is None:
+            wait_until(vpcd_port_free, 75, f"port {VPCD_PORT} to be free for vpcd")
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
                     ["pcscd", "--foreground", "--apdu"], stdout=log, stderr=subprocess.STDOUT

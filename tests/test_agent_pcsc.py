@@ -12,19 +12,10 @@ import pytest
 from drivers.agent import CardReaderDevice
 from tests.agent_kit import agent_config, agent_running, eventually, hall_on_bus, status
 from tests.mqtt_kit import Mosquitto
-from tests.pcsc_kit import Pcscd, VirtualCard, require_system
+from tests.pcsc_kit import Pcscd, VirtualCard
 
 AID = "A0000000031010"
 ID_NUMBER = "11010519491231002X"
-
-
-@pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    require_system()
-    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
-    daemon.start()
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from tests.pcsc_kit import (
     VirtualCard,
     card_present,
     reader_names,
-    require_system,
     wait_until,
 )
 
@@ -36,15 +35,6 @@ SCRIPT = parse_script(
     {{name="read_id", apdu="00B00000 00"}},
 ]"""
 )
-
-
-@pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    require_system()
-    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
-    daemon.start()
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture
