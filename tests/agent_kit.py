@@ -9,16 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-import asyncpg
-
 from devices.registry import DeviceStatus
 from devices.topics import DeviceKind
 from drivers.agent import EdgeAgent, running
 from drivers.agent_config import AgentConfig
 from hall.config import DeviceEntry
 from hall.device_link import DeviceLink
-from hall.server import HallServer
-from tests.hall_kit import serving
 from tests.mqtt_kit import Mosquitto
 from tests.test_api_hall import HALL
 
@@ -32,23 +28,6 @@ AGENT_DEVICES = (
     DeviceEntry("voice-1", DeviceKind.ANNOUNCER, "一楼广播", area="F1A"),
 )
 AGENT_HALL = replace(HALL, devices=AGENT_DEVICES)
-
-
-@contextlib.asynccontextmanager
-async def hall_on_bus(pool: asyncpg.Pool, broker: Mosquitto) -> AsyncIterator[
-        tuple[HallServer, DeviceLink]]:
-    server = await serving(pool, config=AGENT_HALL)
-    link = DeviceLink(server, broker.url)
-    task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.connected.wait(), 5)
-    try:
-        yield server, link
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await link.stop()
-        await server.stop()
 
 
 def agent_config(broker: Mosquitto, devices: list[dict[str, Any]],

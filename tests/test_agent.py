@@ -19,7 +19,8 @@ from drivers.simulators.idcard import IdCardSimulator, build_text_block
 from drivers.simulators.keypad import KeypadSimulator
 from drivers.simulators.led import LedSimulator
 from queueing.tickets import Source
-from tests.agent_kit import agent_config, agent_running, eventually, hall_on_bus, status
+from tests.agent_kit import AGENT_HALL, agent_config, agent_running, eventually, status
+from tests.bus_kit import hall_on_bus
 from tests.mqtt_kit import Mosquitto
 from tests.pty_kit import SerialLine, serial_line
 
@@ -52,11 +53,11 @@ def reader_device(line: SerialLine) -> dict[str, object]:
 async def test_a_card_on_the_reader_reaches_the_hall_as_a_card_read(
     pool: asyncpg.Pool, mosquitto: Mosquitto, reader_line: SerialLine, id_sim: IdCardSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (_server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [reader_device(reader_line)])) as agent:
         reader = agent.devices["reader-1"]
         assert isinstance(reader, CardReaderDevice)
-        await eventually(lambda: status(link, "reader-1").online)
+        await eventually(lambda: status(bus.link, "reader-1").online)
         id_sim.place(build_text_block("resident", **WANG))  # type: ignore[arg-type]
         await eventually(lambda: reader.last_reply is not None)
         assert reader.last_reply is not None and reader.last_reply.ok, reader.last_reply
@@ -65,18 +66,18 @@ async def test_a_card_on_the_reader_reaches_the_hall_as_a_card_read(
 async def test_an_unplugged_reader_shows_on_the_wall_and_works_again_when_replugged(
     pool: asyncpg.Pool, mosquitto: Mosquitto, reader_line: SerialLine, id_sim: IdCardSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (_server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [reader_device(reader_line)])) as agent:
         reader = agent.devices["reader-1"]
         assert isinstance(reader, CardReaderDevice)
         await eventually(lambda: len(id_sim.requests) >= 3)
         id_sim.detach()
         reader_line.unplug()
-        await eventually(lambda: "reader_offline" in status(link, "reader-1").errors)
-        assert status(link, "reader-1").online, "the agent itself is still on the bus"
+        await eventually(lambda: "reader_offline" in status(bus.link, "reader-1").errors)
+        assert status(bus.link, "reader-1").online, "the agent itself is still on the bus"
         reader_line.replug()
         id_sim.attach(reader_line.fd)
-        await eventually(lambda: "reader_offline" not in status(link, "reader-1").errors,
+        await eventually(lambda: "reader_offline" not in status(bus.link, "reader-1").errors,
                          timeout=10)
         id_sim.place(build_text_block("resident", **WANG))  # type: ignore[arg-type]
         await eventually(lambda: reader.last_reply is not None)
@@ -106,9 +107,9 @@ async def take_ticket(device: DeviceClient, request_id: str) -> m.Reply:
 async def test_a_ticket_taken_at_the_kiosk_comes_out_of_its_printer(
     pool: asyncpg.Pool, mosquitto: Mosquitto, printer: EscPosSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (server, _link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [kiosk_device(printer)])) as agent:
-        await server.runtime.execute("login", "W1", "zhang")
+        await bus.server.runtime.execute("login", "W1", "zhang")
         reply = await take_ticket(agent.devices["kiosk-1"], "take-printed-1")
         assert reply.ok, reply
         assert reply.result is not None
@@ -124,14 +125,14 @@ async def test_a_ticket_taken_at_the_kiosk_comes_out_of_its_printer(
 async def test_paper_out_reaches_the_hall_and_the_kiosk_stops_issuing(
     pool: asyncpg.Pool, mosquitto: Mosquitto, printer: EscPosSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [kiosk_device(printer)])) as agent:
-        await server.runtime.execute("login", "W1", "zhang")
-        await eventually(lambda: status(link, "kiosk-1").online)
+        await bus.server.runtime.execute("login", "W1", "zhang")
+        await eventually(lambda: status(bus.link, "kiosk-1").online)
         printer.paper = "near_end"
-        await eventually(lambda: status(link, "kiosk-1").paper == "near_end")
+        await eventually(lambda: status(bus.link, "kiosk-1").paper == "near_end")
         printer.paper = "out"
-        await eventually(lambda: status(link, "kiosk-1").paper == "out")
+        await eventually(lambda: status(bus.link, "kiosk-1").paper == "out")
         reply = await take_ticket(agent.devices["kiosk-1"], "take-no-paper")
     assert not reply.ok and reply.error is not None
     assert reply.error.code == "printer_offline"
@@ -141,13 +142,13 @@ async def test_paper_out_reaches_the_hall_and_the_kiosk_stops_issuing(
 async def test_a_switched_off_printer_fails_its_job_at_once_and_is_reported(
     pool: asyncpg.Pool, mosquitto: Mosquitto, printer: EscPosSimulator,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (_server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [kiosk_device(printer)])) as agent:
         kiosk = agent.devices["kiosk-1"]
         assert isinstance(kiosk, PrintingDevice)
-        await eventually(lambda: status(link, "kiosk-1").online)
+        await eventually(lambda: status(bus.link, "kiosk-1").online)
         await printer.stop()
-        await eventually(lambda: "printer_offline" in status(link, "kiosk-1").errors)
+        await eventually(lambda: "printer_offline" in status(bus.link, "kiosk-1").errors)
         answers: list[m.Request] = []
         kiosk.on_sent = lambda message, retry: answers.append(message)  # type: ignore[method-assign]
         kiosk.on_command(m.PrintJob(id="job-while-off", ticket=TICKET))
@@ -210,11 +211,11 @@ async def test_a_clerk_works_a_ticket_with_wireless_keypads(
         keypad_id(CALL_KEYPAD): "term-w1", keypad_id(RATING_KEYPAD): "eval-w1"}}
     config = agent_config(mosquitto, window_devices(led_line, spoken), [receiver])
     try:
-        async with hall_on_bus(pool, mosquitto) as (server, link), agent_running(config) as agent:
-            engine = server.runtime.engine
-            await server.runtime.execute("login", "W1", "zhang")
-            await server.runtime.execute("issue", "biz", Source.WALK_IN)
-            await eventually(lambda: all(status(link, d).online for d in agent.devices))
+        async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(config) as agent:
+            engine = bus.server.runtime.engine
+            await bus.server.runtime.execute("login", "W1", "zhang")
+            await bus.server.runtime.execute("issue", "biz", Source.WALK_IN)
+            await eventually(lambda: all(status(bus.link, d).online for d in agent.devices))
 
             await keypads.press(CALL_KEYPAD, 1)  # call next
             await eventually(lambda: engine.current_ticket("W1") is not None)
@@ -249,14 +250,14 @@ async def test_an_led_strip_that_comes_back_shows_the_current_view_at_once(
     strip = LedSimulator(led_line.fd, protocol="text", rows=2)
     strip.start()
     led = [d for d in window_devices(led_line, tmp_path / "x.wav") if d["id"] == "led-w1"]
-    async with hall_on_bus(pool, mosquitto) as (server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, led)):
-        await server.runtime.execute("login", "W1", "zhang")
-        await server.runtime.execute("pause", "W1", "break", message="工作人员暂时离开")
+        await bus.server.runtime.execute("login", "W1", "zhang")
+        await bus.server.runtime.execute("pause", "W1", "break", message="工作人员暂时离开")
         await eventually(lambda: any("暂时离开" in line for line in strip.lines))
         strip.stop()
         led_line.unplug()
-        await eventually(lambda: "led_offline" in status(link, "led-w1").errors)
+        await eventually(lambda: "led_offline" in status(bus.link, "led-w1").errors)
         led_line.replug()
         strip = LedSimulator(led_line.fd, protocol="text", rows=2)
         strip.start()
@@ -271,9 +272,9 @@ async def test_an_led_strip_that_lost_power_gets_its_view_again(
     strip.start()
     led = [d for d in window_devices(led_line, tmp_path / "x.wav") if d["id"] == "led-w1"]
     try:
-        async with hall_on_bus(pool, mosquitto) as (server, _link), agent_running(
+        async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
                 agent_config(mosquitto, led)):
-            await server.runtime.execute("login", "W1", "zhang")
+            await bus.server.runtime.execute("login", "W1", "zhang")
             await eventually(lambda: strip.lines[-1:] == ["1号窗口"])
             strip.lines = []  # power cut: the strip comes back blank and says nothing
             await eventually(lambda: strip.lines[-1:] == ["1号窗口"])

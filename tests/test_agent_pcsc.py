@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from drivers.agent import CardReaderDevice
-from tests.agent_kit import agent_config, agent_running, eventually, hall_on_bus, status
+from tests.agent_kit import AGENT_HALL, agent_config, agent_running, eventually, status
+from tests.bus_kit import hall_on_bus
 from tests.mqtt_kit import Mosquitto
 from tests.pcsc_kit import Pcscd, VirtualCard
 
@@ -42,11 +43,11 @@ def reader_device() -> dict[str, object]:
 async def test_a_citizen_card_is_read_and_its_holder_looked_up(
     pool: asyncpg.Pool, mosquitto: Mosquitto, citizen_card: VirtualCard,
 ) -> None:
-    async with hall_on_bus(pool, mosquitto) as (_server, link), agent_running(
+    async with hall_on_bus(pool, mosquitto, AGENT_HALL) as bus, agent_running(
             agent_config(mosquitto, [reader_device()])) as agent:
         reader = agent.devices["reader-1"]
         assert isinstance(reader, CardReaderDevice)
-        await eventually(lambda: status(link, "reader-1").online)
+        await eventually(lambda: status(bus.link, "reader-1").online)
         citizen_card.insert()
         await eventually(lambda: reader.last_reply is not None, timeout=10)
     reply = reader.last_reply

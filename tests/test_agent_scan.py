@@ -4,7 +4,6 @@ page, straightening it and uploading it, and the outcome on the event stream."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,7 +25,7 @@ from hall.device_link import DeviceLink
 from hall.http import build_app
 from hall.server import HallServer
 from tests.agent_kit import AGENT_HALL, agent_config, agent_running, eventually, status
-from tests.hall_kit import serving
+from tests.bus_kit import hall_on_bus
 from tests.mqtt_kit import Mosquitto
 from tests.test_api_hall import AUTH, BACKEND, bearer, open_window
 
@@ -55,15 +54,9 @@ def desk_photo(tmp_path: Path) -> Path:
 @pytest.fixture
 async def hall(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[
         tuple[HallServer, DeviceLink, Client]]:
-    server = await serving(pool, config=CONFIG)
-    link = DeviceLink(server, mosquitto.url)
-    async with TestClient(TestServer(build_app(server))) as client:
-        task = asyncio.create_task(link.run())
-        await asyncio.wait_for(link.connected.wait(), 5)
-        yield server, link, client
-        task.cancel()
-        await link.stop()
-    await server.stop()
+    async with hall_on_bus(pool, mosquitto, CONFIG) as bus, TestClient(
+            TestServer(build_app(bus.server))) as client:
+        yield bus.server, bus.link, client
 
 
 def camera_device(source: Path) -> dict[str, object]:
@@ -128,13 +121,20 @@ async def test_a_scan_with_no_page_under_the_camera_fails_with_a_reason(
     assert "no document" in outcome[0]["reason"]
 
 
+async def ask_scan(client: Client, window: str, staff: str, case_id: str) -> Any:
+    headers = await open_window(client, staff_window(staff), staff)
+    return await client.post(f"/api/v1/windows/{window}/scan", headers=headers,
+                             json={"case_id": case_id})
+
+
+def staff_window(staff: str) -> str:
+    return {"zhang": "W1", "wang": "W2"}[staff]
+
+
 async def test_a_window_without_a_camera_is_told_so(
     hall: tuple[HallServer, DeviceLink, Client],
 ) -> None:
-    _, _, client = hall
-    headers = await open_window(client, "W2", "wang")
-    response = await client.post("/api/v1/windows/W2/scan", headers=headers,
-                                 json={"case_id": "JY2026-0044"})
+    response = await ask_scan(hall[2], "W2", "wang", "JY2026-0044")
     assert response.status == 409
     assert (await response.json())["code"] == "no_camera"
 
@@ -142,10 +142,7 @@ async def test_a_window_without_a_camera_is_told_so(
 async def test_an_offline_camera_is_refused_at_once(
     hall: tuple[HallServer, DeviceLink, Client],
 ) -> None:
-    _, _, client = hall
-    headers = await open_window(client, "W1", "zhang")
-    response = await client.post("/api/v1/windows/W1/scan", headers=headers,
-                                 json={"case_id": "JY2026-0045"})
+    response = await ask_scan(hall[2], "W1", "zhang", "JY2026-0045")
     assert response.status == 409
     assert (await response.json())["code"] == "camera_offline"
 
@@ -153,8 +150,5 @@ async def test_an_offline_camera_is_refused_at_once(
 async def test_staff_scan_only_at_their_own_window(
     hall: tuple[HallServer, DeviceLink, Client],
 ) -> None:
-    _, _, client = hall
-    headers = await open_window(client, "W2", "wang")
-    response = await client.post("/api/v1/windows/W1/scan", headers=headers,
-                                 json={"case_id": "JY2026-0046"})
+    response = await ask_scan(hall[2], "W1", "wang", "JY2026-0046")
     assert response.status == 403

@@ -3,8 +3,6 @@ today, clear at a window and masked elsewhere; real Mosquitto and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -16,11 +14,10 @@ import pytest
 from devices.topics import DeviceKind
 from hall.backend import Progress
 from hall.config import DeviceEntry
-from hall.device_link import DeviceLink
 from hall.pii import Identity
-from tests.hall_kit import serving
+from tests.bus_kit import Bus, hall_on_bus
 from tests.mqtt_kit import Mosquitto
-from tests.test_device_link import DEVICE_HALL, SPECS, Bus, device, log_in_w1, request
+from tests.test_device_link import DEVICE_HALL, SPECS, device, log_in_w1, request
 
 ID_NUMBER = "11010519491231002X"
 CARD_HALL = replace(DEVICE_HALL, devices=(
@@ -32,16 +29,8 @@ CARD_HALL = replace(DEVICE_HALL, devices=(
 
 @pytest.fixture
 async def bus(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[Bus]:
-    server = await serving(pool, config=CARD_HALL)
-    link = DeviceLink(server, mosquitto.url)
-    task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.connected.wait(), 5)
-    yield Bus(server, link, mosquitto)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await link.stop()
-    await server.stop()
+    async with hall_on_bus(pool, mosquitto, CARD_HALL) as started:
+        yield started
 
 
 async def read_card(bus: Bus, reader: str, id_number: str = ID_NUMBER) -> dict[str, Any]:

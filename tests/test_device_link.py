@@ -8,7 +8,7 @@ import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from devices.messages import EXAMPLES
 from devices.topics import DeviceKind
 from hall.config import DeviceEntry
-from hall.device_link import DeviceLink
 from hall.http import build_app
-from hall.server import HallServer
-from tests.hall_kit import serving
+from tests.bus_kit import Bus, hall_on_bus
 from tests.mqtt_kit import Mosquitto, mqtt_client, next_message
 from tests.test_api_hall import HALL, PASSWORD, session
 
@@ -39,25 +37,10 @@ SPECS = (
 DEVICE_HALL = replace(HALL, devices=SPECS)
 
 
-@dataclass
-class Bus:
-    server: HallServer
-    link: DeviceLink
-    broker: Mosquitto
-
-
 @pytest.fixture
 async def bus(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[Bus]:
-    server = await serving(pool, config=DEVICE_HALL)
-    link = DeviceLink(server, mosquitto.url)
-    task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.connected.wait(), 5)
-    yield Bus(server, link, mosquitto)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await link.stop()
-    await server.stop()
+    async with hall_on_bus(pool, mosquitto, DEVICE_HALL) as started:
+        yield started
 
 
 @contextlib.asynccontextmanager

@@ -23,15 +23,13 @@ from devices.messages import decode_command
 from devices.registry import DeviceSpec, PrintJobs, Registry
 from devices.topics import DeviceKind
 from hall.config import ConfigError, DeviceEntry, parse_hall_config
-from hall.device_link import DeviceLink
 from queueing import Status
-from tests.hall_kit import serving
+from tests.bus_kit import Bus, hall_on_bus
 from tests.mqtt_kit import Mosquitto, connect_raw
 from tests.test_device_link import (
     DEVICE_HALL,
     OTHERS,
     SPECS,
-    Bus,
     device,
     log_in_w1,
     received,
@@ -144,16 +142,8 @@ def test_a_job_is_lost_when_its_printer_goes_offline_or_stays_silent() -> None:
 
 @pytest.fixture
 async def bus(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[Bus]:
-    server = await serving(pool, config=PRINTED_HALL)
-    link = DeviceLink(server, mosquitto.url)
-    task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.connected.wait(), 5)
-    yield Bus(server, link, mosquitto)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await link.stop()
-    await server.stop()
+    async with hall_on_bus(pool, mosquitto, PRINTED_HALL) as started:
+        yield started
 
 
 BIRTH = json.dumps({"v": 1, "state": "online", "kind": "printer"}).encode()

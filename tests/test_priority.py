@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
 from hall.config import ConfigError, PriorityGroup, load_hall_config, parse_hall_config
-from hall.device_link import DeviceLink
 from hall.http import build_app
 from hall.priority import (
     TOO_MANY_ATTEMPTS,
@@ -28,10 +27,11 @@ from hall.priority import (
     PriorityRefused,
 )
 from queueing import Source
+from tests.bus_kit import Bus, hall_on_bus
 from tests.hall_kit import serving
 from tests.mqtt_kit import Mosquitto
 from tests.test_api_hall import KIOSK, bearer, open_window
-from tests.test_device_link import DEVICE_HALL, Bus, device, log_in_w1, request
+from tests.test_device_link import DEVICE_HALL, device, log_in_w1, request
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 """Cheap argon2 parameters: the hash carries them, so verification is cheap too."""
@@ -147,16 +147,8 @@ async def test_a_refusal_is_logged_without_the_password(caplog: pytest.LogCaptur
 
 @pytest.fixture
 async def bus(pool: asyncpg.Pool, mosquitto: Mosquitto) -> AsyncIterator[Bus]:
-    server = await serving(pool, config=PRIORITY_HALL)
-    link = DeviceLink(server, mosquitto.url)
-    task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.connected.wait(), 5)
-    yield Bus(server, link, mosquitto)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await link.stop()
-    await server.stop()
+    async with hall_on_bus(pool, mosquitto, PRIORITY_HALL) as started:
+        yield started
 
 
 def take(request_id: str, password: str, group: str = "elderly") -> dict[str, Any]:
