@@ -10,13 +10,14 @@ through ``HallRuntime.execute``), so no change is stored without its record.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
 from hall.auth import Principal
+from hall.rows import SideTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +30,14 @@ class AuditEntry:
     target: str | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
 
-    @classmethod
-    async def write_many(
-        cls, connection: asyncpg.Connection, hall_id: str, rows: Sequence[AuditEntry]
-    ) -> None:
-        await write_entries(connection, hall_id, rows)
+    table: ClassVar[SideTable] = SideTable("audit_log", (
+        ("actor", "text"), ("role", "text"), ("action", "text"), ("target", "text"),
+        ("detail", "jsonb"), ("remote", "text"),
+    ))
 
-
-async def write_entries(
-    connection: asyncpg.Connection, hall_id: str, entries: Sequence[AuditEntry]
-) -> None:
-    await connection.executemany(
-        "INSERT INTO audit_log (hall_id, actor, role, action, target, detail, remote)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
-        [
-            (hall_id, e.principal.id, str(e.principal.role), e.action, e.target,
-             json.dumps(dict(e.detail), ensure_ascii=False), e.principal.remote)
-            for e in entries
-        ],
-    )
+    def row(self) -> tuple[str, str, str, str | None, str, str | None]:
+        return (self.principal.id, str(self.principal.role), self.action, self.target,
+                json.dumps(dict(self.detail), ensure_ascii=False), self.principal.remote)
 
 
 class AuditLog:
@@ -67,8 +57,7 @@ class AuditLog:
         """For what changes no engine state (a login); changes to the hall go
         with their events through ``HallRuntime.execute(..., audit=...)``."""
         entry = AuditEntry(principal, action, target, detail or {})
-        async with self._pool.acquire() as connection:
-            await write_entries(connection, self._hall_id, [entry])
+        await AuditEntry.table.write(self._pool, self._hall_id, [entry.row()])
 
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest records, newest first."""

@@ -8,9 +8,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
+
+from hall.rows import SideTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +23,12 @@ class KeptReply:
     request_id: str
     reply: bytes
 
-    @classmethod
-    async def write_many(
-        cls, connection: asyncpg.Connection, hall_id: str, rows: Sequence[KeptReply]
-    ) -> None:
-        await connection.executemany(
-            "INSERT INTO device_replies (hall_id, device_id, request_id, reply)"
-            " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
-            [(hall_id, r.device_id, r.request_id, r.reply.decode()) for r in rows],
-        )
+    table: ClassVar[SideTable] = SideTable(
+        "device_replies", (("device_id", "text"), ("request_id", "text"), ("reply", "jsonb")),
+        "ON CONFLICT DO NOTHING")
+
+    def row(self) -> tuple[str, str, str]:
+        return (self.device_id, self.request_id, self.reply.decode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +59,8 @@ class DeviceStore:
 
     async def keep_reply(self, device_id: str, request_id: str, reply: bytes) -> None:
         """For answers that changed nothing (a refusal): kept on their own."""
-        async with self._pool.acquire() as connection:
-            await KeptReply.write_many(
-                connection, self._hall_id, [KeptReply(device_id, request_id, reply)]
-            )
+        kept = KeptReply(device_id, request_id, reply)
+        await KeptReply.table.write(self._pool, self._hall_id, [kept.row()])
 
     async def forget_replies_before(self, moment: datetime) -> int:
         result: str = await self._pool.execute(

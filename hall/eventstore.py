@@ -9,7 +9,6 @@ websocket client resume with ``since=N``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 import asyncpg
 
 from hall.hall_events import CaseDocumentAdded, DeviceChanged, ScanFinished, ScanRequested
+from hall.rows import SideTable
 from queueing import Event, event_from_dict, event_to_dict
+
+EVENTS = SideTable("hall_events", (
+    ("seq", "bigint"), ("day", "date"), ("at", "timestamptz"), ("type", "text"),
+    ("data", "jsonb"),
+))
+"""The event log's columns after ``hall_id``; ``event_row`` gives a stored event's values."""
 
 HALL_EVENT_TYPES = (DeviceChanged, CaseDocumentAdded, ScanRequested, ScanFinished)
 """The hall's own event types, registered with the codec by importing them
@@ -76,23 +82,12 @@ class EventStore:
         )
         return [self._from_row(row) for row in rows]
 
-    async def append(self, connection: asyncpg.Connection, batch: Sequence[StoredEvent]) -> None:
-        await connection.executemany(
-            "INSERT INTO hall_events (hall_id, seq, day, at, type, data)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-            [
-                (
-                    stored.hall_id,
-                    stored.seq,
-                    stored.day,
-                    stored.event.at,
-                    stored.event.type,
-                    json.dumps(event_to_dict(stored.event), ensure_ascii=False),
-                )
-                for stored in batch
-            ],
-        )
-
     def _from_row(self, row: asyncpg.Record) -> StoredEvent:
         event = event_from_dict(json.loads(row["data"]))
         return StoredEvent(row["seq"], self.hall_id, row["day"], event)
+
+
+def event_row(stored: StoredEvent) -> tuple[Any, ...]:
+    """Its values in the order of ``EVENTS``' columns."""
+    return (stored.seq, stored.day, stored.event.at, stored.event.type,
+            json.dumps(event_to_dict(stored.event), ensure_ascii=False))
