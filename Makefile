@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 SETUP := venv
 
 LINT      := $(BIN)/ruff check .
-TYPECHECK := $(BIN)/mypy --strict queueing devices drivers
+TYPECHECK := $(BIN)/mypy --strict queueing devices drivers signage
 PYTEST    := $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test lint typecheck run bench clean venv check-system

@@ -346,6 +346,17 @@ class AskEvaluation(_Request, frozen=True, tag="terminal.evaluate"):
     creates = True
 
 
+class ScanTicket(_Request, frozen=True, tag="terminal.scan"):
+    """The ticket's QR code or barcode, read at the window (D12): the called ticket
+    is accepted, one in service gets its handling node, the next scan finishes it.
+    A barcode scanner on the window PC sends it through the window's terminal."""
+
+    sender = DeviceKind.CALL_TERMINAL
+    creates = True
+
+    code: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
 class Rate(_Request, frozen=True, tag="evaluation.rate"):
     """A citizen's rating; the hall ties it to the window and staff of the terminal."""
 
@@ -437,6 +448,7 @@ Request: TypeAlias = (
     | Pause
     | Resume
     | AskEvaluation
+    | ScanTicket
     | Rate
     | CardRead
     | PrintDone
@@ -450,7 +462,7 @@ REQUEST_TYPES: dict[str, type[_Request]] = {
     for cls in (
         KioskServices, TakeTicket, Login, Logout, CallNext, CallTicket, Recall, StartService,
         FinishService, Skip, Hold, Release, Transfer, Pause, Resume, AskEvaluation, Rate,
-        CardRead, PrintDone, PrintFailed, ScanDone, ScanFailed,
+        CardRead, PrintDone, PrintFailed, ScanDone, ScanFailed, ScanTicket,
     )
 }
 
@@ -557,6 +569,9 @@ class EvaluationRequest(_Command, frozen=True, tag="evaluation.request"):
     window: Id
     staff_name: str = ""
     window_name: str = ""
+    token: str = ""
+    """Lets an evaluation page rate this ticket at this window over REST
+    (``POST /api/v1/tickets/{id}/evaluation``) instead of ``evaluation.rate``."""
 
 
 class KioskPrintFailed(_Command, frozen=True, tag="kiosk.print_failed"):
@@ -646,15 +661,68 @@ class BoardDisplay(_Typed, frozen=True, tag="display.board"):
     seq: int
 
 
-Display: TypeAlias = WindowDisplay | BoardDisplay
+class SignageItemView(Struct, frozen=True):
+    """One entry of a region's playlist: ``kind`` is ``notice`` (``text``), ``image`` or
+    ``video`` (``url``), or a live ``queue`` or ``calling`` widget drawn from the
+    device's own view (``services`` narrows a queue widget). ``seconds`` is how long
+    it stays up; None for a video means to its end."""
+
+    id: Id
+    kind: str
+    title: str
+    text: str | None
+    url: str | None
+    seconds: int | None
+    services: list[Id]
+
+
+class SignageRegionView(Struct, frozen=True):
+    """A region of the layout, in per cent of the screen: ``kind`` is ``calling``,
+    ``queue``, ``clock`` (drawn by the device), ``ticker`` or ``media`` (playing
+    ``items`` in turn)."""
+
+    id: Id
+    kind: str
+    x: float
+    y: float
+    w: float
+    h: float
+    items: list[SignageItemView]
+
+
+class NoticeView(Struct, frozen=True):
+    """An urgent notice pushed to every screen (``level``: urgent, warning or info)."""
+
+    id: str
+    text: str
+    level: str
+    expires_at: datetime
+
+
+class SignageDisplay(_Typed, frozen=True, tag="display.signage"):
+    """Laid-out content for a window screen or hall board (D8), besides its live view:
+    the scheduled ``layout`` with its regions (None when no schedule plays, and the
+    device shows its live view alone), and the urgent ``notices`` shown over it.
+    ``until`` is when the hall expects to send the next one (None: not foreseen)."""
+
+    layout: str | None
+    name: str
+    regions: list[SignageRegionView]
+    notices: list[NoticeView]
+    schedule: str | None
+    until: datetime | None
+    seq: int
+
+
+Display: TypeAlias = WindowDisplay | BoardDisplay | SignageDisplay
 
 DISPLAY_TYPES: dict[str, type[_Typed]] = {
-    str(cls.__struct_config__.tag): cls for cls in (WindowDisplay, BoardDisplay)
+    str(cls.__struct_config__.tag): cls for cls in (WindowDisplay, BoardDisplay, SignageDisplay)
 }
 
 DISPLAYS_BY_KIND: dict[DeviceKind, frozenset[str]] = {
-    DeviceKind.WINDOW_SCREEN: frozenset({"display.window"}),
-    DeviceKind.HALL_BOARD: frozenset({"display.board"}),
+    DeviceKind.WINDOW_SCREEN: frozenset({"display.window", "display.signage"}),
+    DeviceKind.HALL_BOARD: frozenset({"display.board", "display.signage"}),
     DeviceKind.LED_STRIP: frozenset({"display.window", "display.board"}),
 }
 """Which view each kind of display shows; an LED strip shows its window's or the hall's."""
@@ -889,6 +957,7 @@ EXAMPLES: dict[str, Example] = {
     ),
     "terminal.resume": _ev("terminal.resume", "t04-06f8e3a2"),
     "terminal.evaluate": _ev("terminal.evaluate", "t04-9d4b2e71"),
+    "terminal.scan": _ev("terminal.scan", "t04-a7c3e518", code="20260316-A013"),
     "evaluation.rate": _ev(
         "evaluation.rate",
         "e04-3f81c6a5",
@@ -1122,6 +1191,7 @@ EXAMPLES: dict[str, Example] = {
             "window": "w04",
             "staff_name": "张伟",
             "window_name": "4号窗口 商事登记",
+            "token": "q3Zb8w1XkP0rT5nY2mVc7aLd9sFh4jGe",
         },
     ),
     "display.window": Example(
@@ -1165,6 +1235,79 @@ EXAMPLES: dict[str, Example] = {
                 {"service": "general-consult", "name": "综合咨询", "waiting": 0},
             ],
             "seq": 1843,
+        },
+    ),
+    "display.signage": Example(
+        Channel.DISPLAY,
+        {
+            "v": 1,
+            "type": "display.signage",
+            "layout": "rest-area",
+            "name": "休息区大屏",
+            "regions": [
+                {
+                    "id": "main",
+                    "kind": "media",
+                    "x": 0.0,
+                    "y": 0.0,
+                    "w": 70.0,
+                    "h": 88.0,
+                    "items": [
+                        {
+                            "id": "promo-yiwangtongban",
+                            "kind": "video",
+                            "title": "一网通办宣传片",
+                            "text": None,
+                            "url": "https://media.example.gov.cn/hall/yiwangtongban.mp4",
+                            "seconds": None,
+                            "services": [],
+                        },
+                        {
+                            "id": "queue-f1",
+                            "kind": "queue",
+                            "title": "一楼排队情况",
+                            "text": None,
+                            "url": None,
+                            "seconds": 20,
+                            "services": ["biz-setup", "general-consult"],
+                        },
+                    ],
+                },
+                {"id": "calls", "kind": "calling", "x": 70.0, "y": 0.0, "w": 30.0, "h": 88.0,
+                 "items": []},
+                {
+                    "id": "ticker",
+                    "kind": "ticker",
+                    "x": 0.0,
+                    "y": 88.0,
+                    "w": 85.0,
+                    "h": 12.0,
+                    "items": [
+                        {
+                            "id": "notice-lunch",
+                            "kind": "notice",
+                            "title": "午间服务",
+                            "text": "午间 12:00-14:00 综合窗口不间断服务",
+                            "url": None,
+                            "seconds": 15,
+                            "services": [],
+                        }
+                    ],
+                },
+                {"id": "clock", "kind": "clock", "x": 85.0, "y": 88.0, "w": 15.0, "h": 12.0,
+                 "items": []},
+            ],
+            "notices": [
+                {
+                    "id": "n-5d1c7e2a",
+                    "text": "系统升级，不动产登记业务暂停受理，预计 15:00 恢复",
+                    "level": "urgent",
+                    "expires_at": "2026-03-16T15:00:00+08:00",
+                }
+            ],
+            "schedule": "workday-daytime",
+            "until": "2026-03-16T12:00:00+08:00",
+            "seq": 1773631200000,
         },
     ),
 }

@@ -485,8 +485,12 @@ class _Display(_Device):
         self.view: m.Display | None = None
 
     def on_display(self, display: m.Display) -> None:
-        self.view = display
         self.stats.displays += 1
+        if isinstance(display, m.SignageDisplay):
+            log.debug("%s shows layout %s with %d notices", self.id, display.layout,
+                      len(display.notices))
+            return  # laid out around the live view, which stays self.view
+        self.view = display
         if isinstance(display, m.WindowDisplay):
             numbers = [p.number for p in display.positions if p.number]
             summary = ", ".join(f"{p.window} {p.state} {p.number or '-'}"

@@ -272,8 +272,10 @@ class LedDevice(AgentDeviceClient):
     def on_display(self, display: m.Display) -> None:
         if isinstance(display, m.WindowDisplay):
             self._lines = window_lines(display)
-        else:
+        elif isinstance(display, m.BoardDisplay):
             self._lines = board_lines(display, max_lines=self.led_spec.lines)
+        else:
+            return  # signage is for screens; a strip keeps its text lines
         self._changed.set()
 
     async def behave(self) -> None:

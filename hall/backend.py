@@ -145,13 +145,19 @@ class BackendStore:
             code,
         )
 
-    async def checked_in(self, code: str, ticket_id: str) -> None:
+    async def checked_in(
+        self, code: str, ticket_id: str, at: datetime, served_as: str = "appointment"
+    ) -> None:
+        """``served_as`` is ``walk_in`` for one checked in past the late grace
+        (``hall.appointments.arrival``)."""
         await self._pool.execute(
-            "UPDATE appointments SET status = 'checked_in', ticket_id = $3"
-            " WHERE hall_id = $1 AND code = $2",
+            "UPDATE appointments SET status = 'checked_in', ticket_id = $3,"
+            " checked_in_at = $4, checked_in_as = $5 WHERE hall_id = $1 AND code = $2",
             self._hall_id,
             code,
             ticket_id,
+            at,
+            served_as,
         )
 
     async def record_progress(self, progress: Progress) -> None:

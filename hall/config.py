@@ -64,6 +64,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from devices.topics import DeviceKind
+from hall import appointment_config
+from hall.appointment_config import AppointmentConfig, AppointmentsTable
+from hall.notify import settings as notify_settings
 from queueing.hours import WORKDAYS, Hours, parse_interval
 from queueing.layout import (
     DEFAULT_PAUSE_REASONS,
@@ -233,6 +236,28 @@ class DeviceEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """How long a ticket may wait and be served before the status wall is
+    alerted (D12, W2); None is no limit."""
+
+    max_wait_minutes: float | None = None
+    max_service_minutes: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLimits:
+    """``[[time_limits]]``: an entry without ``service`` is the default; a
+    service's own entry takes what it leaves out from the default. With no
+    entry at all no time-limit alert is raised."""
+
+    default: TimeLimit = TimeLimit()
+    services: Mapping[str, TimeLimit] = field(default_factory=lambda: MappingProxyType({}))
+
+    def of(self, service_id: str) -> TimeLimit:
+        return self.services.get(service_id, self.default)
+
+
+@dataclass(frozen=True, slots=True)
 class HallConfig:
     """The engine's layout plus what the engine has no business knowing: local
     time, network, storage and the wording printed on tickets."""
@@ -254,6 +279,12 @@ class HallConfig:
         default_factory=lambda: MappingProxyType({})
     )
     """By id, in the order of the file."""
+    appointments: AppointmentConfig = field(default_factory=AppointmentConfig)
+    """Bookable slots, the late and missed policy, the mobile page's limits (Q1, M1)."""
+    time_limits: TimeLimits = field(default_factory=TimeLimits)
+    notifications: notify_settings.NotificationsConfig = field(
+        default_factory=notify_settings.NotificationsConfig)
+    """Citizen notifications (Q6, Q11, D11): gateways, rules, per-service choices."""
 
 
 def load_hall_config(path: str | Path) -> HallConfig:
@@ -294,6 +325,9 @@ def parse_hall_config(data: Mapping[str, object], source: str = "<config>") -> H
             item.id: PriorityGroup(item.id, item.name, item.password_hash)
             for item in hall.priority_groups
         }),
+        appointments=appointment_config.build(hall.appointments, layout),
+        time_limits=_time_limits(hall),
+        notifications=notify_settings.build(hall.notifications),
     )
 
 
@@ -668,6 +702,12 @@ class _PriorityGroupTable(_Table):
     password_hash: _Argon2Hash
 
 
+class _TimeLimitTable(_Table):
+    service: _Id | None = None
+    max_wait_minutes: float | None = Field(default=None, gt=0)
+    max_service_minutes: float | None = Field(default=None, gt=0)
+
+
 class _HallFile(_Table):
     hall: _HallTable
     http: _HttpTable = Field(default_factory=_HttpTable)
@@ -683,6 +723,9 @@ class _HallFile(_Table):
     auth: _AuthTable = Field(default_factory=_AuthTable)
     devices: list[_DeviceTable] = Field(default_factory=list)
     priority_groups: list[_PriorityGroupTable] = Field(default_factory=list)
+    appointments: AppointmentsTable = Field(default_factory=AppointmentsTable)
+    time_limits: list[_TimeLimitTable] = Field(default_factory=list)
+    notifications: notify_settings.NotificationsTable | None = None
 
 
 def _all_keys(annotation: object) -> Iterator[str]:
@@ -758,6 +801,27 @@ def _cross_check(hall: _HallFile) -> Iterator[Problem]:
     yield from _duplicates("devices", [device.id for device in hall.devices])
     yield from _device_references(hall)
     yield from _duplicates("priority_groups", [group.id for group in hall.priority_groups])
+    for key, text in appointment_config.cross_check(
+            hall.appointments, [service.id for service in hall.services]):
+        yield Problem(key, text)
+    yield from _time_limit_references(hall)
+    for key, text in notify_settings.problems(
+            hall.notifications, [service.id for service in hall.services]):
+        yield Problem(key, text)
+
+
+def _time_limit_references(hall: _HallFile) -> Iterator[Problem]:
+    """One default and one entry per service, for services the hall has."""
+    services = {service.id for service in hall.services}
+    first: dict[str | None, int] = {}
+    for index, item in enumerate(hall.time_limits):
+        earlier = first.setdefault(item.service, index)
+        if item.service is not None and item.service not in services:
+            yield Problem(f"time_limits[{index}].service", f"unknown service {item.service!r}")
+        elif earlier != index:
+            what = "the default" if item.service is None else f"service {item.service!r}"
+            yield Problem(f"time_limits[{index}]",
+                          f"{what} already has its limits (time_limits[{earlier}])")
 
 
 def _duplicates(table: str, ids: Sequence[str], key: str = "id") -> Iterator[Problem]:
@@ -1018,6 +1082,23 @@ def _oidc(oidc: _OidcTable) -> OidcConfig:
         staff_claim=oidc.staff_claim,
         role_claim=oidc.role_claim,
     )
+
+
+def _time_limits(hall: _HallFile) -> TimeLimits:
+    default = TimeLimit()
+    for item in hall.time_limits:
+        if item.service is None:
+            default = TimeLimit(item.max_wait_minutes, item.max_service_minutes)
+    services = {
+        item.service: TimeLimit(
+            default.max_wait_minutes if item.max_wait_minutes is None else item.max_wait_minutes,
+            default.max_service_minutes if item.max_service_minutes is None
+            else item.max_service_minutes,
+        )
+        for item in hall.time_limits
+        if item.service is not None
+    }
+    return TimeLimits(default, MappingProxyType(services))
 
 
 def _devices(hall: _HallFile) -> tuple[DeviceEntry, ...]:

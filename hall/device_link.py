@@ -19,7 +19,7 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dt_time
@@ -35,12 +35,14 @@ from hall.checkin import CheckInRefused, check_in
 from hall.client_views import Displays, Scope
 from hall.committer import CommitFailed
 from hall.device_store import DeviceStore, KeptReply
+from hall.evaluations import Evaluations, RatingRefused
 from hall.eventstore import StoredEvent
 from hall.hall_events import DeviceChanged, ScanFinished, ScanRequested
 from hall.pii import Identity, mask_id_number, mask_name
 from hall.priority import PriorityRefused
 from hall.runtime import Unavailable
 from hall.server import HallServer
+from hall.time_nodes import ScanRefused
 from hall.views import service_views, ticket_view, window_view
 from queueing import Event, Rejected, Source
 from queueing import Status as TicketStatus
@@ -115,8 +117,10 @@ class DeviceLink:
         """(device, request id) of the last day's requests, oldest first: only
         these may have a kept reply."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connect_hooks: list[Callable[[], None]] = []
         server.runtime.bus.subscribe(self._on_events)
         server.metrics.watch_devices(self.registry)
+        server.signage.attach(self)
 
     # ------------------------------------------------------------ connection
 
@@ -192,6 +196,18 @@ class DeviceLink:
                 _, _, item = self._outbox.get_nowait()
                 await in_flight.acquire()
                 self._spawn(publish(item))
+
+    def publish_display(self, device_id: str, payload: bytes) -> None:
+        """A view from another part of the hall (signage: hall/signage_publisher.py) for a
+        display device, retained on its ``display`` topic. The device's live view follows
+        it again, so what the broker keeps for the device stays the live view it resyncs
+        from (docs/mqtt.md, "Signage")."""
+        self._post(device_id, Channel.DISPLAY, payload)
+        self._republish_for(device_id)
+
+    def on_connected(self, hook: Callable[[], None]) -> None:
+        """``hook`` runs after every (re)connection, as the live views are sent again."""
+        self._connect_hooks.append(hook)
 
     def _post(self, device_id: str, channel: Channel, payload: bytes) -> None:
         """Replies and commands go before views: someone waits on a reply.
@@ -373,7 +389,9 @@ class DeviceLink:
         if spec.window is None:
             raise m.MessageError(m.ErrorCode.NOT_ALLOWED, "this device is at no window")
         if isinstance(request, m.AskEvaluation):
-            return self._ask_evaluation(spec.window, request)
+            return await self._ask_evaluation(spec.window, request)
+        if isinstance(request, m.ScanTicket):
+            return await self._scan_ticket(device_id, spec.window, request)
         return await self._window_request(device_id, spec.window, request)
 
     async def _take_ticket(self, device_id: str, request: m.TakeTicket) -> m.Reply:
@@ -469,16 +487,31 @@ class DeviceLink:
     async def _rate(self, device_id: str, spec: DeviceSpec, request: m.Rate) -> m.Reply:
         if spec.window is None:
             raise m.MessageError(m.ErrorCode.NOT_ALLOWED, "this device is at no window")
-        engine = self.server.runtime.engine
-        ticket = engine.ticket(request.ticket_id)
-        staff = engine.window(spec.window).staff
-        stored = await self.store.rate(
-            ticket.id, spec.window, staff, request.rating, request.reasons, device_id,
-            self.server.runtime.clock.now(),
-        )
-        if not stored:
-            raise m.MessageError("already_rated", "this ticket was already rated at this window")
-        return m.Reply.success(request.id, {"ticket": ticket.id, "rating": request.rating})
+        server = self.server
+        staff = server.runtime.engine.window(spec.window).staff
+        try:
+            await Evaluations(server.runtime, server.pool).rate(
+                request.ticket_id, spec.window, staff, request.rating, request.reasons,
+                via="device", device_id=device_id)
+        except RatingRefused as refused:
+            raise m.MessageError(refused.code, refused.message) from refused
+        reply = m.Reply.success(request.id, {"ticket": request.ticket_id,
+                                             "rating": request.rating})
+        await self.store.keep_reply(device_id, request.id, m.encode(reply))
+        return reply
+
+    async def _scan_ticket(self, device_id: str, window: str, request: m.ScanTicket) -> m.Reply:
+        """D12 (hall/time_nodes.py). The answer is kept, so a retried scan never
+        moves the ticket a second step."""
+        try:
+            result = await self.server.time_nodes.scan(window, request.code, device_id)
+        except ScanRefused as refused:
+            raise m.MessageError(refused.code, refused.message) from refused
+        reply = m.Reply.success(request.id, {
+            "action": result.action, "ticket_id": result.ticket_id,
+            "number": result.node.number, "window": self._window_view(window)})
+        await self.store.keep_reply(device_id, request.id, m.encode(reply))
+        return reply
 
     # -------------------------------------------------------------- outbound
 
@@ -606,8 +639,9 @@ class DeviceLink:
             "window": engine.layout.windows[ticket.window].name if ticket.window else None,
         }
 
-    def _ask_evaluation(self, window: str, request: m.AskEvaluation) -> m.Reply:
-        """Put the evaluation screen up for the ticket in hand (D10)."""
+    async def _ask_evaluation(self, window: str, request: m.AskEvaluation) -> m.Reply:
+        """Put the evaluation screen up for the ticket in hand (D10), with the
+        token an evaluation page off the bus rates with over REST."""
         engine = self.server.runtime.engine
         current = engine.current_ticket(window)
         if current is None:
@@ -617,10 +651,12 @@ class DeviceLink:
             status.id for status in self.registry.by_window(window)
             if status.kind is DeviceKind.EVALUATION_TERMINAL
         ]
+        token = await Evaluations(self.server.runtime, self.server.pool).grant(
+            current.id, window, staff)
         command = m.EvaluationRequest(
             id=request.id, ticket_id=current.id, number=current.number, window=window,
             window_name=engine.window(window).config.name,
-            staff_name=self._staff_names.get(staff or "", staff or ""))
+            staff_name=self._staff_names.get(staff or "", staff or ""), token=token)
         for terminal in terminals:
             self._post(terminal, Channel.CMD, m.encode(command))
         return m.Reply.success(request.id, {"ticket_id": current.id, "terminals": terminals})
@@ -704,6 +740,8 @@ class DeviceLink:
         self._screens_due.update(audience.screens)
         self._scopes_due.update(audience.boards)
         self._outbox_ready.set()
+        for hook in self._connect_hooks:
+            hook()
 
     def _republish_for(self, device_id: str) -> None:
         """Retained views already resync a screen; this refreshes the broker's copy."""
@@ -793,6 +831,7 @@ class DeviceLink:
         self._staff_names.update({row["id"]: row["name"] for row in rows})
 
     async def stop(self) -> None:
+        self.server.signage.detach(self)
         for task in list(self._tasks):
             task.cancel()
 

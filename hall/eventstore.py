@@ -15,7 +15,20 @@ from typing import Any
 
 import asyncpg
 
-from hall.hall_events import CaseDocumentAdded, DeviceChanged, ScanFinished, ScanRequested
+from hall.hall_events import (
+    AlertCleared,
+    AlertRaised,
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentChanged,
+    AppointmentMissed,
+    CaseDocumentAdded,
+    DeviceChanged,
+    EvaluationRecorded,
+    ScanFinished,
+    ScanRequested,
+    TicketNode,
+)
 from hall.rows import SideTable
 from queueing import Event, event_from_dict, event_to_dict
 
@@ -25,7 +38,11 @@ EVENTS = SideTable("hall_events", (
 ))
 """The event log's columns after ``hall_id``; ``event_row`` gives a stored event's values."""
 
-HALL_EVENT_TYPES = (DeviceChanged, CaseDocumentAdded, ScanRequested, ScanFinished)
+HALL_EVENT_TYPES = (
+    DeviceChanged, CaseDocumentAdded, ScanRequested, ScanFinished,
+    AppointmentBooked, AppointmentChanged, AppointmentCancelled, AppointmentMissed,
+    TicketNode, AlertRaised, AlertCleared, EvaluationRecorded,
+)
 """The hall's own event types, registered with the codec by importing them
 here, so every stored event can be read back wherever the store is used."""
 

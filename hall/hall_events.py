@@ -6,6 +6,7 @@ a restore skips them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from queueing.events import Event, event
 
@@ -74,3 +75,118 @@ class ScanFinished(Event):
     ok: bool
     document_id: str | None
     reason: str | None
+
+
+@event("appointment.booked")
+@dataclass(frozen=True, slots=True)
+class AppointmentBooked(Event):
+    """A citizen booked a slot in the hall's own pages (Q1). Never carries the
+    appointment's code, which checks it in: events reach screens too."""
+
+    appointment_id: int
+    service: str
+    slot_start: datetime
+    slot_end: datetime
+    channel: str
+    """``mobile``, ``portal`` or ``staff``."""
+    citizen_ref: str | None
+
+
+@event("appointment.changed")
+@dataclass(frozen=True, slots=True)
+class AppointmentChanged(Event):
+    appointment_id: int
+    service: str
+    slot_start: datetime
+    slot_end: datetime
+    previous_start: datetime
+    citizen_ref: str | None
+
+
+@event("appointment.cancelled")
+@dataclass(frozen=True, slots=True)
+class AppointmentCancelled(Event):
+    appointment_id: int
+    service: str
+    slot_start: datetime
+    citizen_ref: str | None
+
+
+@event("appointment.missed")
+@dataclass(frozen=True, slots=True)
+class AppointmentMissed(Event):
+    """Nobody checked the appointment in by the end of its slot plus the late
+    grace; imported bookings are judged alike."""
+
+    appointment_id: int
+    service: str
+    slot_start: datetime
+    slot_end: datetime
+    citizen_ref: str | None
+
+
+@event("ticket.node")
+@dataclass(frozen=True, slots=True)
+class TicketNode(Event):
+    """A ticket's barcode was scanned at a window (D12): a time node the engine
+    has no transition for (``handling``) or one that went with its transition
+    (``accepted`` with ``ticket.started``, ``finished`` with ``ticket.finished``)."""
+
+    ticket_id: str
+    number: str
+    node: str
+    """``accepted``, ``handling`` or ``finished``."""
+    window_id: str
+    staff_id: str | None
+    service_id: str
+    by: str
+    """Who scanned: the staff member's or the device's id."""
+
+
+@event("alert.raised")
+@dataclass(frozen=True, slots=True)
+class AlertRaised(Event):
+    """A ticket passed its service's time limit (D12, W2): ``waiting_too_long``
+    (no window yet) or ``serving_too_long`` (at ``window_id``, served by ``staff_id``)."""
+
+    alert_id: str
+    kind: str
+    ticket_id: str
+    number: str
+    service_id: str
+    window_id: str | None
+    staff_id: str | None
+    since: datetime
+    limit_minutes: float
+    minutes: float
+
+
+@event("alert.cleared")
+@dataclass(frozen=True, slots=True)
+class AlertCleared(Event):
+    """The ticket of an ``alert.raised`` was called, finished, moved or ended."""
+
+    alert_id: str
+    kind: str
+    ticket_id: str
+    service_id: str
+    window_id: str | None
+    minutes: float
+
+
+@event("evaluation.recorded")
+@dataclass(frozen=True, slots=True)
+class EvaluationRecorded(Event):
+    """A citizen rated a service (D10), for the backend: tied to the ticket, the
+    window, the staff who served and the case when the backend linked one."""
+
+    ticket_id: str
+    window_id: str
+    staff_id: str | None
+    case_id: str | None
+    service_id: str
+    rating: int
+    reasons: tuple[str, ...]
+    via: str
+    """``device`` (an evaluation terminal or the window's device) or ``token``
+    (an evaluation page with the token of ``evaluation.request``)."""

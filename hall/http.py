@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hall import backend_routes, device_routes, document_routes, routes
+from hall import (
+    appointment_routes,
+    backend_routes,
+    device_routes,
+    document_routes,
+    guide_routes,
+    mobile_routes,
+    notification_routes,
+    routes,
+    signage_routes,
+    stats_routes,
+    time_node_routes,
+)
 from hall.api.problems import Problem
 from hall.auth import auth_middleware, authorize
 from hall.oidc import OidcLogin, add_oidc_routes
@@ -41,7 +53,9 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
-ROUTE_MODULES = (routes, backend_routes, device_routes, document_routes)
+ROUTE_MODULES = (routes, backend_routes, device_routes, document_routes, appointment_routes,
+                 mobile_routes, time_node_routes, notification_routes, stats_routes,
+                 signage_routes, guide_routes)
 """Each declares its routes on ``routes.api`` when imported."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
@@ -94,7 +95,10 @@ class TakeTicket(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_in(self) -> TakeTicket:
-        if (self.service is None) == (self.appointment_code is None):
+        by_card = (self.source is Source.APPOINTMENT and self.service is None
+                   and self.appointment_code is None and self.identity is not None
+                   and self.identity.id_number is not None)
+        if not by_card and (self.service is None) == (self.appointment_code is None):
             raise ValueError("give a service or an appointment_code, not both")
         priority = (self.priority_group, self.priority_password)
         if self.source is Source.PRIORITY and None in priority:
@@ -103,8 +107,9 @@ class TakeTicket(BaseModel):
             raise ValueError("priority_group and priority_password are for source priority")
         if self.appointment_code is not None:
             self.source = Source.APPOINTMENT
-        elif self.source is Source.APPOINTMENT:
-            raise ValueError("an appointment ticket is taken with its appointment_code")
+        elif self.source is Source.APPOINTMENT and not by_card:
+            raise ValueError("an appointment ticket is taken with its appointment_code,"
+                             " or by ID card with the identity's id_number")
         return self
 
 
@@ -112,6 +117,18 @@ class TicketText(BaseModel):
     direction: str
     materials: list[str]
     notice: str
+
+
+class NodeOut(BaseModel):
+    """A time node: every engine transition, and each barcode scan at a window (D12)."""
+
+    kind: str
+    label: str
+    at: datetime
+    window: str | None
+    service: str | None
+    staff: str | None = Field(description="The staff at the window, on scan nodes")
+    source: Literal["engine", "scan"]
 
 
 class TicketOut(BaseModel):
@@ -128,6 +145,8 @@ class TicketOut(BaseModel):
     estimated_minutes: float | None
     text: TicketText | None
     seq: int | None = Field(None, description="Sequence number of the last event this made")
+    nodes: list[NodeOut] | None = Field(
+        default=None, description="Its time nodes, oldest first (GET /tickets/{id} and scans only)")
 
 
 class WindowOut(BaseModel):
@@ -348,7 +367,10 @@ async def list_tickets(request: web.Request, query: TicketQuery) -> list[TicketO
          summary="A ticket of today, with its place in the queue", tags=("tickets",))
 async def get_ticket(request: web.Request, ticket_id: str) -> TicketOut:
     server = server_of(request)
-    return ticket_out(server, server.runtime.engine.ticket(ticket_id))
+    ticket = server.runtime.engine.ticket(ticket_id)
+    out = ticket_out(server, ticket)
+    out.nodes = [NodeOut(**asdict(node)) for node in await server.time_nodes.nodes(ticket)]
+    return out
 
 
 # ---------------------------------------------------------------- tickets
@@ -365,7 +387,9 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
         raise Problem(422, "identity_required", "A phone ticket needs the phone number")
     if body.appointment_code is not None:
         return await check_in(request, principal, body.appointment_code)
-    assert body.service is not None
+    if body.service is None:
+        assert body.identity is not None and body.identity.id_number is not None
+        return await check_in(request, principal, None, body.identity.id_number)
     if body.source is Source.PRIORITY:
         await check_priority(server, principal, body)
     citizen: int | None = None
@@ -418,18 +442,24 @@ def staff_audit(principal: Principal, action: str, target: str) -> AuditEntry | 
     return None if principal.role is Role.DEVICE else AuditEntry(principal, action, target)
 
 
-async def check_in(request: web.Request, principal: Principal, code: str) -> TicketOut:
-    """An appointment becomes a ticket that the strategy calls at its slot (Q1)."""
+async def check_in(
+    request: web.Request, principal: Principal, code: str | None, id_number: str | None = None
+) -> TicketOut:
+    """An appointment becomes a ticket that the strategy calls at its slot (Q1),
+    found by its code or, from an ID card, by the holder's ID number."""
     server = server_of(request)
+    audit = staff_audit(principal, "appointment.check_in", code or "id_card")
     try:
         with storage_errors():
-            stored = await checkin.check_in(
-                server, code, audit=staff_audit(principal, "appointment.check_in", code)
-            )
+            if code is not None:
+                stored = await checkin.check_in(server, code, audit=audit)
+            else:
+                assert id_number is not None
+                stored = await checkin.check_in_by_id_number(server, id_number, audit=audit)
     except checkin.CheckInRefused as refused:
-        status = 404 if refused.code == "unknown_appointment" else 409
+        status = 404 if refused.code in ("unknown_appointment", "no_appointment_today") else 409
         raise Problem(status, refused.code, refused.message) from refused
-    ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
+    ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)  # type: ignore[attr-defined]
     return ticket_out(server, ticket, last_seq(stored))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -69,6 +69,9 @@ class HallRuntime:
         self.device_replies = DeviceStore(pool, self.hall_id)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        self.on_tick: list[Callable[[datetime], Awaitable[list[StoredEvent]]]] = []
+        """Run at every tick after the engine's clock check, with the hall's time:
+        work the hall owes to time passing (appointments missed), on the same timer."""
 
     async def start(self) -> None:
         """Rebuild from storage, open today if needed, start the writer."""
@@ -214,6 +217,8 @@ class HallRuntime:
             log.info("rolling over to %s", self.clock.now().date())
             stored += await self.open_day()
         stored += await self.execute("check_clock")
+        for hook in self.on_tick:
+            stored += await hook(self.clock.now())
         return stored
 
     def _commit_failed(self, error: BaseException) -> None:

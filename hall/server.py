@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from devices.registry import DeviceSpec, Registry
+from hall.appointments import AppointmentDesk
 from hall.audit import AuditLog
 from hall.auth import Authenticator, SessionStore, StaffStore, TokenTable
 from hall.backend import BackendStore
@@ -17,10 +18,15 @@ from hall.citizens import CitizenStore
 from hall.clock import Clock
 from hall.config import HallConfig
 from hall.metrics import HallMetrics
+from hall.notify.service import Notifications
 from hall.pii import DataKey, Vault
 from hall.priority import PriorityGate
 from hall.runtime import HallRuntime
+from hall.signage_publisher import SignageHub
+from hall.signage_store import SignageStore
+from hall.stats import Statistics
 from hall.stream import EventStream
+from hall.time_nodes import TimeNodes
 
 
 @dataclass
@@ -41,6 +47,16 @@ class HallServer:
     priority: PriorityGate
     """Priority-group passwords (Q2), one gate for REST and MQTT, so a caller's failed
     attempts count together whichever way they come."""
+    appointments: AppointmentDesk
+    """Bookings against slot capacity, their late and missed policy (Q1)."""
+    time_nodes: TimeNodes
+    """Barcode scans at the windows and the time-limit alerts (D12)."""
+    signage: SignageHub
+    """What the screens' schedules play (D8); the device link publishes it."""
+    notifications: Notifications
+    """Messages to citizens by SMS and WeChat through the outbox (Q6, Q11, D11)."""
+    stats: Statistics
+    """Ticket facts and daily rollups from the event log, today live (Q13)."""
 
     @classmethod
     def assemble(
@@ -49,7 +65,8 @@ class HallServer:
         hall_id = config.layout.hall_id
         runtime = HallRuntime(config, clock, EventBus(), pool)
         sessions = SessionStore(pool, config.auth.session_ttl)
-        citizens = CitizenStore(pool, Vault(data_key), hall_id)
+        vault = Vault(data_key)
+        citizens = CitizenStore(pool, vault, hall_id)
         stream = EventStream(runtime, identities=citizens.load)
         return cls(
             config=config,
@@ -65,13 +82,24 @@ class HallServer:
             metrics=HallMetrics(runtime, stream),
             devices=Registry([DeviceSpec(**asdict(entry)) for entry in config.devices]),
             priority=PriorityGate(config.priority_groups),
+            appointments=AppointmentDesk(pool, vault, citizens, runtime, config.appointments),
+            time_nodes=TimeNodes(runtime, pool, config.time_limits),
+            signage=SignageHub(SignageStore(pool, hall_id), runtime),
+            notifications=Notifications(config, runtime, pool, citizens, vault),
+            stats=Statistics(runtime, pool),
         )
 
     async def start(self) -> None:
         await self.staff.seed(self.config.auth.staff)
         await self.runtime.start()
+        await self.stats.start()
+        await self.time_nodes.start()
+        await self.notifications.start(self.metrics.registry)
 
     async def stop(self) -> None:
+        await self.stats.stop()
+        await self.notifications.stop()
+        self.time_nodes.stop()
         await self.runtime.stop()
 
 
