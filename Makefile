@@ -58,7 +58,9 @@ SYSTEM_DEPS := mosquitto:mosquitto \
   /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
   vicc:python3-virtualsmartcard \
   /usr/lib/python3/dist-packages/Cryptodome:python3-pycryptodome \
-  espeak-ng:espeak-ng
+  espeak-ng:espeak-ng \
+  chromium:chromium \
+  /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk
 check-system:
 	@export PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin"; missing=; \
 	for dep in $(SYSTEM_DEPS); do \

@@ -328,6 +328,18 @@ def bearer_token(request: web.Request) -> str | None:
     return match[1]
 
 
+def _websocket_token(request: web.Request) -> str | None:
+    """A browser cannot set headers on a websocket, so the event stream alone also
+    takes ``?access_token=`` (RFC 6750, section 2.3); nowhere else, since URLs end up
+    in logs and browser histories."""
+    if request.path != STREAM_PATH or request.method != "GET":
+        return None
+    return request.query.get("access_token") or None
+
+
+STREAM_PATH = "/api/v1/events"
+
+
 class Authenticator:
     """Finds the principal behind a request's bearer token, whichever kind it is."""
 
@@ -339,6 +351,8 @@ class Authenticator:
         """None for no token or an unknown or expired one; a malformed
         Authorization header raises HTTPUnauthorized."""
         token = bearer_token(request)
+        if token is None:
+            token = _websocket_token(request)
         if token is None:
             return None
         configured = self.tokens.resolve(token, request.remote)

@@ -21,9 +21,11 @@ from hall import (
 from hall.api.problems import Problem
 from hall.auth import auth_middleware, authorize
 from hall.oidc import OidcLogin, add_oidc_routes
+from hall.pages import add_page_routes
 from hall.server import SERVER, HallServer
 
 INDEX = """SmartHall — {name}
+  GET /ui/                    the hall's pages: kiosk, caller, screens, wall, console, mobile
   GET /api/v1/hall            the hall now: services with waiting counts and estimates, windows
   GET /api/v1/openapi.json    the REST API
   GET /api/v1/events          websocket: every event, resumable with ?since=<seq>
@@ -67,7 +69,9 @@ def build_app(server: HallServer) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/events", server.stream.handle)
+    app.on_shutdown.append(lambda _app: server.stream.close_all())
     routes.api.setup(app, authorize=authorize)
+    add_page_routes(app)
     oidc = server.config.auth.oidc
     if oidc is not None:
         add_oidc_routes(app, OidcLogin(oidc, server.pool, server.sessions, server.audit))

@@ -72,6 +72,7 @@ class EventStream:
         self.max_queue = max_queue
         self.identities = identities
         self.subscriptions: set[Subscription] = set()
+        self._sockets: set[web.WebSocketResponse] = set()
         self._encoded: dict[int, str] = {}
         runtime.bus.subscribe(self._deliver)
 
@@ -93,6 +94,7 @@ class EventStream:
         ws = web.WebSocketResponse(compress=False, heartbeat=30)
         await ws.prepare(request)
         self.subscriptions.add(subscription)
+        self._sockets.add(ws)
         try:
             if since is not None:
                 subscription.last_sent = since
@@ -104,10 +106,19 @@ class EventStream:
             pass
         finally:
             self.subscriptions.discard(subscription)
+            self._sockets.discard(ws)
             if not ws.closed:
                 with contextlib.suppress(ConnectionResetError):
                     await ws.close()
         return ws
+
+    async def close_all(self) -> None:
+        """At shutdown: a websocket never ends by itself, and the server would wait for
+        each (aiohttp's shutdown timeout) before stopping. 1001 says "going away"; every
+        client resumes elsewhere, or here once back, with ``since``."""
+        for ws in list(self._sockets):
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await ws.close(code=1001, message=b"server shutting down; reconnect with since")
 
     def _subscription(self, request: web.Request) -> Subscription:
         types = [t for t in request.query.getall("type", []) for t in t.split(",") if t]

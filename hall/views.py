@@ -117,6 +117,15 @@ def window_view(runtime: HallRuntime, window_id: str) -> WindowView:
     )
 
 
+def staff_name(runtime: HallRuntime, staff_id: str | None) -> str | None:
+    """What a window screen shows: the name from the configuration; the id for staff
+    known only through single sign-on."""
+    if staff_id is None:
+        return None
+    names = {entry.id: entry.name for entry in runtime.config.auth.staff}
+    return names.get(staff_id, staff_id)
+
+
 def service_views(runtime: HallRuntime) -> list[ServiceView]:
     engine = runtime.engine
     now = runtime.clock.now()
@@ -164,6 +173,7 @@ def hall_view(runtime: HallRuntime) -> dict[str, Any]:
             "screen": w.screen,
             "state": w.state,
             "staff": w.staff,
+            "staff_name": staff_name(runtime, w.staff),
             "ticket": w.ticket,
             "pause_message": w.pause_message,
             "anomalies": list(w.anomalies),

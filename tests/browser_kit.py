@@ -1,0 +1,108 @@
+"""The hall's pages in a real headless Chromium (Debian's, driven by Playwright through
+``executable_path``), against a real hall server on a real port.
+
+``open_page`` fails the test on any JavaScript error or failed request the page makes,
+so a page that half-works cannot pass; ``shot`` saves a screenshot under artifacts/ for a
+person to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, async_playwright
+
+from hall.config import HallConfig
+from hall.http import build_app
+from hall.server import HallServer
+from tests.hall_kit import ManualClock, serving
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+
+KIOSK = (1080, 1920)
+BOARD = (1920, 1080)
+WINDOW_PC = (1366, 768)
+WINDOW_SCREEN = (800, 480)
+PHONE = (390, 844)
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("chromium is missing: install the Debian package chromium")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class LiveHall:
+    server: HallServer
+    http: TestServer
+    clock: ManualClock
+    problems: list[str] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return str(self.http.make_url(path))
+
+
+@contextlib.asynccontextmanager
+async def live_hall(pool: asyncpg.Pool, config: HallConfig,
+                    clock: ManualClock | None = None) -> AsyncIterator[LiveHall]:
+    clock = clock or ManualClock()
+    server = await serving(pool, clock, config)
+    http = TestServer(build_app(server), host="127.0.0.1")
+    await http.start_server()
+    try:
+        yield LiveHall(server, http, clock)
+    finally:
+        await http.close()
+        await server.stop()
+
+
+async def open_page(browser: Browser, hall: LiveHall, path: str,
+                    viewport: tuple[int, int] = WINDOW_PC, **context: Any) -> Page:
+    """A fresh browser context (its own localStorage) showing ``path``."""
+    width, height = viewport
+    ctx = await browser.new_context(viewport={"width": width, "height": height}, **context)
+    page = await ctx.new_page()
+    page.on("pageerror", lambda error: hall.problems.append(f"{path}: {error}"))
+    page.on("console", lambda message: hall.problems.append(f"{path}: console: {message.text}")
+            if message.type == "error" else None)
+    page.on("requestfailed", lambda request: hall.problems.append(
+        f"{path}: request failed: {request.url}") if not request.url.endswith("/events") else None)
+    await page.goto(hall.url(path))
+    return page
+
+
+def no_page_errors(hall: LiveHall, allowed: tuple[str, ...] = ()) -> None:
+    """``allowed`` are substrings of console errors a test provokes on purpose (a refused
+    request's 4xx shows as a console error in Chromium)."""
+    left = [p for p in hall.problems if not any(a in p for a in allowed)]
+    assert not left, "\n".join(left)
+
+
+async def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=False)
+    return path
