@@ -54,6 +54,9 @@ log = logging.getLogger("smarthall")
 DEMO_STAFF_PASSWORD = "hall-demo-2026"
 """The published password of the demo's staff accounts (config/demo-hall.toml)."""
 
+DEMO_KIOSK_TOKEN = "demo-kiosk-f1-2026"
+"""The published device token of the demo's first-floor kiosk page (config/demo-hall.toml)."""
+
 DEMO_PRIORITY_PASSWORDS = (
     ("elderly", "700001"), ("disabled", "700002"), ("military", "700003"),
     ("maternal", "700004"),
@@ -347,7 +350,12 @@ async def listen(
               f"{runtime.clock.now():%Y-%m-%d %H:%M} at {args.speed:g}x\n"
               f"        {describe(simulation)}; the other windows' clerks in-process",
               flush=True)
-    print(f"  hall now:  {base}/api/v1/hall\n  API:       {base}/api/v1/openapi.json\n"
+    print(f"  pages:     {base}/ui/ (staff and managers log in with the demo password)\n"
+          f"             kiosk {base}/ui/kiosk/?token={DEMO_KIOSK_TOKEN}\n"
+          f"             caller {base}/ui/caller/  board {base}/ui/board/\n"
+          f"             wall {base}/ui/wall/  console {base}/ui/console/\n"
+          f"             mobile {base}/ui/mobile/  touch query {base}/ui/touch/\n"
+          f"  hall now:  {base}/api/v1/hall\n  API:       {base}/api/v1/openapi.json\n"
           f"  devices:   {link.url} (MQTT, topics hall/{config.layout.hall_id}/<device>/...)\n"
           f"  health:    {base}/healthz\n  Ctrl-C stops", flush=True)
     await stop.wait()

@@ -37,7 +37,7 @@ from hall.committer import CommitFailed
 from hall.device_store import DeviceStore, KeptReply
 from hall.evaluations import Evaluations, RatingRefused
 from hall.eventstore import StoredEvent
-from hall.hall_events import DeviceChanged, ScanFinished, ScanRequested
+from hall.hall_events import DeviceChanged, EvaluationRequested, ScanFinished, ScanRequested
 from hall.pii import Identity, mask_id_number, mask_name
 from hall.priority import PriorityRefused
 from hall.runtime import Unavailable
@@ -121,6 +121,7 @@ class DeviceLink:
         server.runtime.bus.subscribe(self._on_events)
         server.metrics.watch_devices(self.registry)
         server.signage.attach(self)
+        server.printer = self
 
     # ------------------------------------------------------------ connection
 
@@ -515,6 +516,12 @@ class DeviceLink:
 
     # -------------------------------------------------------------- outbound
 
+    def print_ticket(self, kiosk_id: str, ticket_id: str) -> None:
+        """Print a ticket the kiosk's page took over REST (hall/kiosk_print.py); the job's
+        id, which ``printer.done`` or ``printer.failed`` answer, is ``rest-<ticket id>``."""
+        reply = m.Reply.success(f"rest-{ticket_id}", {"ticket": self._ticket_view(ticket_id)})
+        self._print(kiosk_id, f"rest-{ticket_id}", reply)
+
     def _print(self, kiosk_id: str, request_id: str, reply: m.Reply) -> None:
         assert reply.result is not None
         ticket = reply.result["ticket"]
@@ -653,6 +660,8 @@ class DeviceLink:
         ]
         token = await Evaluations(self.server.runtime, self.server.pool).grant(
             current.id, window, staff)
+        await self.server.runtime.record([EvaluationRequested(
+            self.server.runtime.clock.now(), current.id, current.number, window, staff)])
         command = m.EvaluationRequest(
             id=request.id, ticket_id=current.id, number=current.number, window=window,
             window_name=engine.window(window).config.name,
@@ -832,6 +841,8 @@ class DeviceLink:
 
     async def stop(self) -> None:
         self.server.signage.detach(self)
+        if self.server.printer is self:
+            self.server.printer = None
         for task in list(self._tasks):
             task.cancel()
 

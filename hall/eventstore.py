@@ -25,6 +25,8 @@ from hall.hall_events import (
     CaseDocumentAdded,
     DeviceChanged,
     EvaluationRecorded,
+    EvaluationRequested,
+    NoticesChanged,
     ScanFinished,
     ScanRequested,
     TicketNode,
@@ -41,7 +43,8 @@ EVENTS = SideTable("hall_events", (
 HALL_EVENT_TYPES = (
     DeviceChanged, CaseDocumentAdded, ScanRequested, ScanFinished,
     AppointmentBooked, AppointmentChanged, AppointmentCancelled, AppointmentMissed,
-    TicketNode, AlertRaised, AlertCleared, EvaluationRecorded,
+    TicketNode, AlertRaised, AlertCleared, EvaluationRecorded, NoticesChanged,
+    EvaluationRequested,
 )
 """The hall's own event types, registered with the codec by importing them
 here, so every stored event can be read back wherever the store is used."""

@@ -190,3 +190,34 @@ class EvaluationRecorded(Event):
     via: str
     """``device`` (an evaluation terminal or the window's device) or ``token``
     (an evaluation page with the token of ``evaluation.request``)."""
+
+
+@event("signage.notices_changed")
+@dataclass(frozen=True, slots=True)
+class NoticesChanged(Event):
+    """A manager posted or withdrew an urgent notice (D8). Devices get it as
+    ``display.signage`` on the bus; pages in a browser (the hall board) have only
+    the event stream, so this tells them to read ``GET /signage/notices`` again.
+    ``starts_at`` and ``expires_at`` let a page set its own timer for when the
+    notice shows and goes, instead of polling."""
+
+    notice_id: str
+    change: str
+    """``posted`` or ``withdrawn``."""
+    starts_at: datetime | None
+    expires_at: datetime | None
+
+
+@event("evaluation.requested")
+@dataclass(frozen=True, slots=True)
+class EvaluationRequested(Event):
+    """A window asked the citizen to rate the service now (D10): by its call terminal
+    (``terminal.evaluate``) or its virtual caller (``POST /windows/{w}/evaluation-request``).
+    The evaluation terminal's page, which has only the event stream, puts its rating
+    screen up for this ticket and rates as the window's device. No personal data and
+    no token: the number is what the window screen shows anyway."""
+
+    ticket_id: str
+    number: str
+    window_id: str
+    staff_id: str | None

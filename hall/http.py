@@ -7,10 +7,16 @@ from aiohttp import web
 
 from hall import (
     appointment_routes,
+    audit_routes,
     backend_routes,
+    board_page_routes,
+    caller_page_routes,
+    console_page_routes,
     device_routes,
     document_routes,
     guide_routes,
+    kiosk_page_routes,
+    mobile_page_routes,
     mobile_routes,
     notification_routes,
     routes,
@@ -57,7 +63,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 ROUTE_MODULES = (routes, backend_routes, device_routes, document_routes, appointment_routes,
                  mobile_routes, time_node_routes, notification_routes, stats_routes,
-                 signage_routes, guide_routes)
+                 signage_routes, guide_routes, mobile_page_routes, audit_routes,
+                 console_page_routes, caller_page_routes, board_page_routes,
+                 kiosk_page_routes)
 """Each declares its routes on ``routes.api`` when imported."""
 
 

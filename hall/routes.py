@@ -19,7 +19,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from hall import checkin, priority
+from hall import checkin, kiosk_print, priority
 from hall.api.problems import Problem
 from hall.api.routing import Api
 from hall.audit import AuditEntry
@@ -325,6 +325,9 @@ class ServiceOut(BaseModel):
     daily_quota: int | None
     issued_today: int
     text: TicketText | None
+    closed_reason: str | None = Field(
+        None, description="Why a ticket would be refused now: outside_hours, quota_exhausted"
+                          " or no_open_window (the engine's order); None when it is taken")
 
 
 class TicketQuery(BaseModel):
@@ -342,9 +345,22 @@ async def list_services(request: web.Request) -> list[ServiceOut]:
             waiting=s.waiting, open_windows=s.open_windows,
             estimated_minutes=s.estimated_minutes, daily_quota=s.daily_quota,
             issued_today=s.issued_today, text=text_out(s.text),
+            closed_reason=closed_reason(server_of(request), s.id, s.open_windows),
         )
         for s in service_views(server_of(request).runtime)
     ]
+
+
+def closed_reason(server: HallServer, service_id: str, open_windows: int) -> str | None:
+    """The engine's checks before it issues, in its order, so a kiosk greys a service out
+    with the reason it would be refused with (Q4)."""
+    service = server.config.layout.services[service_id]
+    if not service.hours.is_open(server.runtime.clock.now()):
+        return "outside_hours"
+    quota = service.daily_quota
+    if quota is not None and server.runtime.engine.issued_today(service_id) >= quota:
+        return "quota_exhausted"
+    return "no_open_window" if open_windows == 0 else None
 
 
 @api.get("/tickets", query=TicketQuery, response=list[TicketOut], roles=READERS,
@@ -385,6 +401,8 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
         raise Problem(422, "identity_required", "An ID-card ticket needs the ID number")
     if body.source is Source.PHONE and not (body.identity and body.identity.phone):
         raise Problem(422, "identity_required", "A phone ticket needs the phone number")
+    if principal.role is Role.DEVICE:
+        kiosk_print.refuse_unprintable(server, principal.id)
     if body.appointment_code is not None:
         return await check_in(request, principal, body.appointment_code)
     if body.service is None:
@@ -411,6 +429,8 @@ async def take_ticket(request: web.Request, body: TakeTicket) -> TicketOut:
             await server.citizens.forget(citizen)
         raise
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)
+    if principal.role is Role.DEVICE:
+        kiosk_print.print_at_kiosk(server, principal.id, ticket.id)
     return ticket_out(server, ticket, last_seq(stored))
 
 
@@ -460,6 +480,8 @@ async def check_in(
         status = 404 if refused.code in ("unknown_appointment", "no_appointment_today") else 409
         raise Problem(status, refused.code, refused.message) from refused
     ticket = server.runtime.engine.ticket(stored[0].event.ticket_id)  # type: ignore[attr-defined]
+    if principal.role is Role.DEVICE:
+        kiosk_print.print_at_kiosk(server, principal.id, ticket.id)
     return ticket_out(server, ticket, last_seq(stored))
 
 

@@ -4,6 +4,7 @@ once from the configuration and a database pool, started and stopped as one."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -27,6 +28,9 @@ from hall.signage_store import SignageStore
 from hall.stats import Statistics
 from hall.stream import EventStream
 from hall.time_nodes import TimeNodes
+
+if TYPE_CHECKING:
+    from hall.kiosk_print import TicketPrinter
 
 
 @dataclass
@@ -57,6 +61,9 @@ class HallServer:
     """Messages to citizens by SMS and WeChat through the outbox (Q6, Q11, D11)."""
     stats: Statistics
     """Ticket facts and daily rollups from the event log, today live (Q13)."""
+    printer: TicketPrinter | None = None
+    """The device link while it runs: prints tickets a kiosk page takes over REST
+    (hall/kiosk_print.py)."""
 
     @classmethod
     def assemble(

@@ -24,7 +24,11 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_vali
 from hall.api.problems import Problem
 from hall.audit import AuditEntry
 from hall.auth import Principal, Role, require
+from hall.committer import CommitFailed
+from hall.hall_events import NoticesChanged
 from hall.routes import MANAGERS, PEOPLE, api, server_of
+from hall.runtime import Unavailable
+from hall.server import HallServer
 from hall.signage_store import KINDS, Editor
 from signage import codec
 from signage.model import (
@@ -421,6 +425,7 @@ async def post_notice(request: web.Request, body: NoticeIn) -> NoticeOut:
             "text": notice.text, "level": level, "starts_at": starts.isoformat(),
             "expires_at": expires.isoformat()})
     await server.signage.reload()
+    await _notices_changed(server, notice.id, "posted", starts, expires)
     return _notice_out(notice)
 
 
@@ -434,6 +439,19 @@ async def withdraw_notice(request: web.Request, notice_id: str) -> None:
             raise _refuse(404, "unknown_notice", f"No live notice {notice_id!r}")
         await _audit(editor, principal, "signage.notice.withdraw", notice_id, {})
     await server.signage.reload()
+    await _notices_changed(server, notice_id, "withdrawn", None, None)
+
+
+async def _notices_changed(server: HallServer, notice_id: str, change: str,
+                           starts: datetime | None, expires: datetime | None) -> None:
+    """Tells pages on the event stream (the hall board) to read the notices again. The
+    notice is stored already: a log that cannot take the event now costs a browser
+    board the news until its next reload, which is no reason to fail the edit."""
+    event = NoticesChanged(server.runtime.clock.now(), notice_id, change, starts, expires)
+    try:
+        await server.runtime.record([event])
+    except (Unavailable, CommitFailed) as exc:
+        log.warning("notice %s %s not on the event stream: %s", notice_id, change, exc)
 
 
 def _notice_out(notice: Notice) -> NoticeOut:

@@ -23,7 +23,7 @@ from hall.api.problems import Problem
 from hall.audit import AuditEntry
 from hall.auth import PRINCIPAL, Principal, Role, require
 from hall.evaluations import Evaluations, RatingRefused
-from hall.hall_events import EvaluationRecorded
+from hall.hall_events import EvaluationRecorded, EvaluationRequested
 from hall.routes import (
     PEOPLE,
     WINDOW_ACTORS,
@@ -221,6 +221,8 @@ async def ask_evaluation(request: web.Request, window_id: str) -> EvaluationRequ
     with storage_errors():
         token = await evaluations.grant(current.id, window_id, window.staff)
         grant = await evaluations.granted(token, current.id)
+        await server.runtime.record([EvaluationRequested(
+            server.runtime.clock.now(), current.id, current.number, window_id, window.staff)])
     await server.audit.record(principal, "evaluation.request", current.id,
                               {"window": window_id})
     return EvaluationRequestOut(

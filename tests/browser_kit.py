@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Request, async_playwright
 
 from hall.config import HallConfig
 from hall.http import build_app
@@ -88,10 +88,19 @@ async def open_page(browser: Browser, hall: LiveHall, path: str,
     page.on("pageerror", lambda error: hall.problems.append(f"{path}: {error}"))
     page.on("console", lambda message: hall.problems.append(f"{path}: console: {message.text}")
             if message.type == "error" else None)
-    page.on("requestfailed", lambda request: hall.problems.append(
-        f"{path}: request failed: {request.url}") if not request.url.endswith("/events") else None)
+    page.on("requestfailed", lambda request: _failed(hall, path, request))
     await page.goto(hall.url(path))
     return page
+
+
+def _failed(hall: LiveHall, path: str, request: Request) -> None:
+    """A request the page itself gave up (a reload or navigation aborts what was in
+    flight) is not the server failing it; the event stream's socket closing at the
+    end of a test is not either."""
+    failure = request.failure or ""
+    if "ERR_ABORTED" in failure or request.url.split("?")[0].endswith("/events"):
+        return
+    hall.problems.append(f"{path}: request failed: {request.url} ({failure})")
 
 
 def no_page_errors(hall: LiveHall, allowed: tuple[str, ...] = ()) -> None:
