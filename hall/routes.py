@@ -354,13 +354,48 @@ async def list_services(request: web.Request) -> list[ServiceOut]:
 def closed_reason(server: HallServer, service_id: str, open_windows: int) -> str | None:
     """The engine's checks before it issues, in its order, so a kiosk greys a service out
     with the reason it would be refused with (Q4)."""
-    service = server.config.layout.services[service_id]
+    service = server.runtime.engine.layout.services[service_id]  # with managers' changes
     if not service.hours.is_open(server.runtime.clock.now()):
         return "outside_hours"
     quota = service.daily_quota
     if quota is not None and server.runtime.engine.issued_today(service_id) >= quota:
         return "quota_exhausted"
     return "no_open_window" if open_windows == 0 else None
+
+
+class Interval(BaseModel):
+    from_: str = Field(alias="from", pattern=r"^\d\d:\d\d$", description="HH:MM")
+    to: str = Field(pattern=r"^\d\d:\d\d$", description="HH:MM; 24:00 is midnight")
+
+
+class ServiceTerms(BaseModel):
+    hours: list[Interval] = Field(min_length=1, max_length=12,
+                                  description="On the weekdays the configuration gives")
+    daily_quota: int | None = Field(None, ge=0, description="None: unlimited")
+
+
+class ServiceTermsOut(BaseModel):
+    id: str
+    hours: list[tuple[str, str]]
+    daily_quota: int | None
+    seq: int | None
+
+
+@api.put("/services/{service_id}/terms", body=ServiceTerms, response=ServiceTermsOut,
+         roles=MANAGERS, tags=("configuration",),
+         summary="Change a service's opening hours and daily quota from now on (Q4, Q14)")
+async def set_service_terms(
+    request: web.Request, service_id: str, body: ServiceTerms,
+) -> ServiceTermsOut:
+    principal = require(request, *(Role(r) for r in MANAGERS))
+    hours = [[i.from_, i.to] for i in body.hours]
+    audit = AuditEntry(principal, "service.terms", service_id,
+                       {"hours": hours, "daily_quota": body.daily_quota})
+    stored = await execute(request, "set_service_terms", service_id, hours, body.daily_quota,
+                           audit=audit)
+    event = stored[0].event
+    return ServiceTermsOut(id=service_id, hours=[tuple(i) for i in event.hours],
+                           daily_quota=event.daily_quota, seq=last_seq(stored))
 
 
 @api.get("/tickets", query=TicketQuery, response=list[TicketOut], roles=READERS,

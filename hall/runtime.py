@@ -38,6 +38,7 @@ OPERATIONS = frozenset(
         "start_day", "issue", "cancel", "call_next", "call_ticket", "recall", "start",
         "finish", "skip", "transfer", "hold", "release", "login", "logout", "pause",
         "resume", "close_window", "open_window", "set_window_services", "set_strategy",
+        "set_service_terms",
         "check_clock",
     }
 )

@@ -32,6 +32,14 @@ def _field_types(cls: type[Event]) -> dict[str, Any]:
     return known
 
 
+def _defaults(cls: type[Event]) -> set[str]:
+    return {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -81,8 +89,11 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if cls is None:
         raise CodecError(f"unknown event type {data.get('type')!r}")
     values = {}
+    defaults = _defaults(cls)
     for name, kind in _field_types(cls).items():
         if name not in data:
+            if name in defaults:
+                continue  # stored before the field existed (day.started's service_terms)
             raise CodecError(f"{cls.type}: missing field {name!r}")
         try:
             values[name] = _decode(kind, data[name])

@@ -22,6 +22,7 @@ from queueing.events import (
     AnomalyStarted,
     DayStarted,
     Event,
+    ServiceTermsChanged,
     StrategyChanged,
     TicketAbandoned,
     TicketCalled,
@@ -45,6 +46,7 @@ from queueing.events import (
     WindowServicesChanged,
     WindowStateChanged,
 )
+from queueing.hours import hours_from_texts
 from queueing.lanes import KEY_SPACING, Lane, key_behind
 from queueing.state import HallState
 from queueing.strategies import StrategyError, StrategySpec, build_strategy
@@ -118,6 +120,7 @@ class Engine(HallState):
             window_services=tuple((w.id, tuple(w.services.items())) for w in windows),
             strategies=tuple((w.id, w.strategy.spec) for w in windows),
             service_seconds=tuple(self._service_seconds.items()),
+            service_terms=tuple((s, hours, quota) for s, (hours, quota) in self._terms.items()),
         )
 
     # -------------------------------------------------------------- tickets
@@ -381,6 +384,41 @@ class Engine(HallState):
         event = StrategyChanged(now, scope, target, window_ids, spec)
         return self._commit([event], ())
 
+    def set_service_terms(
+        self,
+        service_id: str,
+        hours: Sequence[Sequence[str]],
+        daily_quota: int | None,
+        *,
+        now: datetime,
+    ) -> list[Event]:
+        """Change a service's opening hours and daily quota (Q4, Q14) from now on:
+        ``hours`` is ``[["09:00", "12:00"], ...]`` on the weekdays the
+        configuration gives ("24:00" ends at midnight), ``daily_quota`` None
+        for unlimited. Tickets already issued stay; a quota below today's count
+        simply refuses further tickets. The change outlives the day."""
+        service = self.layout.services.get(service_id)
+        if service is None:
+            raise Rejected(Reason.UNKNOWN_SERVICE, f"no service {service_id!r}")
+        if daily_quota is not None and (
+            isinstance(daily_quota, bool) or not isinstance(daily_quota, int) or daily_quota < 0
+        ):
+            raise Rejected(Reason.BAD_REQUEST, "the daily quota is an int ≥ 0, or None")
+        if not hours:
+            raise Rejected(Reason.BAD_REQUEST, "a service needs at least one opening interval")
+        pairs: list[tuple[str, str]] = []
+        for pair in hours:
+            if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
+                raise Rejected(Reason.BAD_REQUEST, f"{pair!r} is not a [from, to] pair")
+            pairs.append((pair[0], pair[1]))
+        try:
+            hours_from_texts(pairs, service.hours.weekdays)
+        except ValueError as exc:
+            raise Rejected(Reason.BAD_REQUEST, f"bad hours: {exc}") from exc
+        ordered = tuple(sorted(pairs))  # "HH:MM" texts sort as the times do
+        event = ServiceTermsChanged(now, service_id, ordered, daily_quota)
+        return self._commit([event], ())
+
     def check_clock(self, *, now: datetime) -> list[Event]:
         """Raise and clear attendance anomalies as time passes (W1); the
         server calls it on its timer, so nothing else has to poll."""
@@ -470,6 +508,7 @@ class Engine(HallState):
             "numbers": dict(self._numbers),
             "issued": dict(self._issued),
             "service_seconds": dict(self._service_seconds),
+            "service_terms": {s: [[list(i) for i in h], q] for s, (h, q) in self._terms.items()},
             "queues": {
                 s: [q.main.ticket_ids(), q.priority.ticket_ids(), q.appointments.ticket_ids()]
                 for s, q in self._queues.items()

@@ -55,6 +55,8 @@ class DayStarted(Event):
     window_services: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     strategies: tuple[tuple[str, StrategySpec], ...] = ()
     service_seconds: tuple[tuple[str, float], ...] = ()
+    service_terms: tuple[tuple[str, tuple[tuple[str, str], ...], int | None], ...] = ()
+    """Services whose hours or quota a manager changed: (id, hours, quota)."""
 
 
 @event("ticket.issued")
@@ -179,6 +181,18 @@ class TicketCancelled(Event):
 @dataclass(frozen=True, slots=True)
 class TicketExpired(Event):
     ticket_id: str
+
+
+@event("service.terms_changed")
+@dataclass(frozen=True, slots=True)
+class ServiceTermsChanged(Event):
+    """A manager changed a service's opening hours (``[("09:00", "12:00"), ...]``
+    on the weekdays the configuration gives; "24:00" ends at midnight) and its
+    daily quota (None: unlimited)."""
+
+    service_id: str
+    hours: tuple[tuple[str, str], ...]
+    daily_quota: int | None
 
 
 @event("window.logged_in")

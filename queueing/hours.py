@@ -7,6 +7,7 @@ days are the server's business, which simply closes or opens the day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from itertools import pairwise
@@ -66,3 +67,28 @@ def parse_interval(text: str) -> tuple[time, time]:
         return time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an interval like '09:00-12:00'") from exc
+
+
+END_OF_DAY = "24:00"
+
+
+def parse_clock(text: str, *, end: bool = False) -> time:
+    """Parse ``"09:00"``; an interval may end at ``"24:00"``, midnight."""
+    if end and text == END_OF_DAY:
+        return time.max
+    if len(text) != 5 or text[2] != ":":
+        raise ValueError(f"{text!r} is not a time like '09:00'")
+    return time.fromisoformat(text)
+
+
+def format_clock(moment: time) -> str:
+    return END_OF_DAY if moment == time.max else f"{moment:%H:%M}"
+
+
+def hours_from_texts(intervals: Sequence[tuple[str, str]], weekdays: frozenset[int]) -> Hours:
+    """Hours from ``[("09:00", "12:00"), ...]``; raises ValueError when an interval
+    is malformed, empty or reversed, or two overlap."""
+    parsed = tuple(
+        (parse_clock(start), parse_clock(end, end=True)) for start, end in intervals
+    )
+    return Hours(tuple(sorted(parsed)), weekdays)

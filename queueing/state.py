@@ -9,6 +9,7 @@ events it made through the same appliers a replay uses.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Self
 
@@ -17,6 +18,7 @@ from queueing.events import (
     AnomalyStarted,
     DayStarted,
     Event,
+    ServiceTermsChanged,
     StrategyChanged,
     TicketAbandoned,
     TicketCalled,
@@ -40,6 +42,7 @@ from queueing.events import (
     WindowServicesChanged,
     WindowStateChanged,
 )
+from queueing.hours import hours_from_texts
 from queueing.lanes import Entry, Lane, ServiceQueue
 from queueing.layout import Layout
 from queueing.strategies import Strategy, StrategySpec, build_strategy
@@ -52,6 +55,10 @@ class HallState:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        """The layout in force: the configured one with the managers' changes of
+        service hours and quotas (``service.terms_changed``) applied."""
+        self._configured = layout
+        self._terms: dict[str, tuple[tuple[tuple[str, str], ...], int | None]] = {}
         self.day: date | None = None
         self._day_text = ""
         self._tickets: dict[str, Ticket] = {}
@@ -93,6 +100,7 @@ class HallState:
             WindowOpened: self._on_opened,
             WindowServicesChanged: self._on_services_changed,
             StrategyChanged: self._on_strategy_changed,
+            ServiceTermsChanged: self._on_terms_changed,
             WindowStateChanged: lambda _event: None,
             AnomalyStarted: self._on_anomaly_started,
             AnomalyEnded: self._on_anomaly_ended,
@@ -191,6 +199,11 @@ class HallState:
         for service_id, seconds in event.service_seconds:
             if service_id in services:
                 self._service_seconds[service_id] = seconds
+        self._terms.clear()
+        self.layout = self._configured
+        for service_id, hours, quota in event.service_terms:
+            if service_id in services:
+                self._set_terms(service_id, hours, quota)
         closed = set(event.closed)
         built: dict[StrategySpec, Strategy] = {}
         strategies = dict(event.strategies)
@@ -364,6 +377,22 @@ class HallState:
         strategy: Strategy = build_strategy(event.spec)
         for window_id in event.window_ids:
             self._windows[window_id].strategy = strategy
+
+    def _on_terms_changed(self, event: ServiceTermsChanged) -> None:
+        self._set_terms(event.service_id, event.hours, event.daily_quota)
+
+    def _set_terms(
+        self, service_id: str, hours: tuple[tuple[str, str], ...], quota: int | None
+    ) -> None:
+        """Put a service's new hours (on its configured weekdays) and quota in force."""
+        configured = self._configured.services[service_id]
+        service = replace(
+            configured,
+            hours=hours_from_texts(hours, configured.hours.weekdays),
+            daily_quota=quota,
+        )
+        self._terms[service_id] = (hours, quota)
+        self.layout = replace(self.layout, services={**self.layout.services, service_id: service})
 
     def _on_anomaly_started(self, event: AnomalyStarted) -> None:
         self._windows[event.window_id].anomalies[Anomaly(event.kind)] = event.at

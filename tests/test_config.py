@@ -590,7 +590,8 @@ def staff(staff_id: str = "zhangwei", role: str = "staff", password_hash: str = 
 def test_demo_hall_loads_its_auth_section(demo: HallConfig) -> None:
     auth = demo.auth
     assert auth.session_ttl == timedelta(hours=12)
-    assert [(entry.name, entry.role) for entry in auth.tokens] == [("approval-backend", "backend")]
+    assert [(entry.name, entry.role) for entry in auth.tokens] == [
+        ("approval-backend", "backend"), ("kiosk-f1", "device"), ("eval-w01", "device")]
     roles = [member.role for member in auth.staff]
     assert (roles.count("admin"), roles.count("manager"), roles.count("staff")) == (1, 1, 3)
     assert "admin" in {member.id for member in auth.staff}

@@ -24,6 +24,7 @@ def a_day_with_every_kind_of_event() -> Hall:
     hall = Hall(logged_in=("W1", "W2", "W3", "W4", "W5A"))
     hall.do("set_strategy", StrategySpec.of("priority_groups_first", "weighted"), scope="all")
     hall.do("set_window_services", "W3", {"tax": 2, "biz": 1})
+    hall.do("set_service_terms", "fund", [["09:00", "17:00"]], 40)
     hall.take("biz", Source.ID_CARD, citizen_ref="cit-1")
     hall.take("tax", Source.PRIORITY, priority_group="elderly")
     hall.take("startup", Source.MOBILE)
