@@ -17,9 +17,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from playwright.async_api import Browser
 
 from hall.migrate import migrate
 from hall.pg import start_embedded, with_database
+from tests.browser_kit import chromium
 from tests.mqtt_kit import Mosquitto, start_mosquitto
 from tests.pcsc_kit import Pcscd, require_system
 
@@ -126,3 +128,11 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     daemon.start()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, a fresh one per test (each page test also gets its own
+    browser context, so nothing leaks between tests)."""
+    async with chromium() as launched:
+        yield launched

@@ -15,7 +15,6 @@ from queueing.tickets import Source
 from tests.browser_kit import (
     BOARD,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -34,12 +33,6 @@ const fake = {
 };
 Object.defineProperty(window, "speechSynthesis", { value: fake, configurable: true });
 """
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from queueing.tickets import Source
 from tests.browser_kit import (
     WINDOW_PC,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -28,12 +27,6 @@ from tests.test_api_hall import HALL, PASSWORD
 
 REFUSED = ("409",)
 """A refused request shows in Chromium's console as a failed resource load."""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

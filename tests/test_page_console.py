@@ -25,7 +25,6 @@ from queueing import Source
 from tests.browser_kit import (
     WINDOW_PC,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -38,12 +37,6 @@ from tests.test_statistics import Script, at
 
 DAY = OPENING.date()
 DASH = "\N{EN DASH}"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from queueing import Source
 from tests.browser_kit import (
     WINDOW_PC,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -26,12 +25,6 @@ from tests.test_api_hall import HALL, KIOSK, PASSWORD
 from tests.test_statistics import at
 
 DASH = "\N{EN DASH}"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

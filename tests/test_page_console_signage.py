@@ -16,10 +16,8 @@ from hall.config import DeviceEntry
 from tests.browser_kit import LiveHall, live_hall, no_page_errors, shot
 from tests.hall_kit import ManualClock
 from tests.test_api_hall import HALL
-from tests.test_page_console import api, browser, console
+from tests.test_page_console import api, console
 from tests.test_statistics import at
-
-__all__ = ["browser"]  # the fixture, shared with the console's own tests
 
 SCREENS = (DeviceEntry("screen-w1", DeviceKind.WINDOW_SCREEN, "1号窗口屏", area="F1A",
                        screen="W1"),)

@@ -18,7 +18,7 @@ from devices.topics import DeviceKind
 from hall.auth import token_sha256
 from hall.config import DeviceEntry, TokenEntry
 from queueing.tickets import Source
-from tests.browser_kit import LiveHall, chromium, live_hall, no_page_errors, open_page, shot
+from tests.browser_kit import LiveHall, live_hall, no_page_errors, open_page, shot
 from tests.test_api_hall import HALL, PASSWORD, bearer
 
 TABLET = (1280, 800)
@@ -31,12 +31,6 @@ EVAL_HALL = replace(
                          area="F1A", window="W1"),),
 )
 PAGE = f"/ui/evaluate/?window=W1&token={EVAL_TOKEN}&thanks=1"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

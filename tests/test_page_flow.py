@@ -18,7 +18,6 @@ from tests.browser_kit import (
     WINDOW_PC,
     WINDOW_SCREEN,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -26,12 +25,6 @@ from tests.browser_kit import (
 )
 from tests.test_api_hall import HALL, PASSWORD
 from tests.test_api_hall import KIOSK as KIOSK_TOKEN
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

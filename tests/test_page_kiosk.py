@@ -22,7 +22,7 @@ from hall.config import DeviceEntry, TicketText
 from hall.http import build_app
 from queueing.tickets import Source
 from tests.browser_kit import KIOSK as PORTRAIT
-from tests.browser_kit import LiveHall, chromium, live_hall, no_page_errors, open_page, shot
+from tests.browser_kit import LiveHall, live_hall, no_page_errors, open_page, shot
 from tests.bus_kit import hall_on_bus
 from tests.mqtt_kit import Mosquitto, mqtt_client, next_message
 from tests.test_api_hall import HALL, KIOSK, bearer
@@ -41,12 +41,6 @@ PRINTING_HALL = replace(KIOSK_HALL, devices=(
 ))
 PAGE = f"/ui/kiosk/?token={KIOSK}"
 REFUSED = ("status of 409", "status of 403", "status of 404")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

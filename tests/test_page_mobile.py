@@ -16,19 +16,13 @@ from hall.backend import Progress
 from hall.guides import GuideStore
 from hall.pii import Identity
 from queueing.tickets import Source
-from tests.browser_kit import PHONE, LiveHall, chromium, live_hall, no_page_errors, open_page, shot
+from tests.browser_kit import PHONE, LiveHall, live_hall, no_page_errors, open_page, shot
 from tests.engine_kit import OPENING
 from tests.test_appointments import BOOKING_HALL, at
 
 CITIZEN_PHONE = "13812345678"
 REFUSED = "the server responded with a status of"
 """Chromium logs a refused request (4xx) as a console error; the tests provoke some."""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

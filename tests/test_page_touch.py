@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from hall.config import TicketText
 from queueing.tickets import Source
-from tests.browser_kit import BOARD, LiveHall, chromium, live_hall, no_page_errors, open_page, shot
+from tests.browser_kit import BOARD, LiveHall, live_hall, no_page_errors, open_page, shot
 from tests.test_api_hall import BACKEND, HALL, PASSWORD, bearer
 
 TOUCH_HALL = replace(HALL, tickets={
@@ -39,12 +39,6 @@ def sample_png(width: int = 120, height: int = 160) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from queueing.tickets import Source
 from tests.browser_kit import (
     BOARD,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
@@ -46,12 +45,6 @@ STATE_COLOURS = {
     "paused": "rgb(194, 120, 3)",
     "closed": "rgb(74, 83, 97)",
 }
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

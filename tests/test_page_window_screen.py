@@ -13,19 +13,12 @@ from queueing.tickets import Source
 from tests.browser_kit import (
     WINDOW_SCREEN,
     LiveHall,
-    chromium,
     live_hall,
     no_page_errors,
     open_page,
     shot,
 )
 from tests.test_api_hall import HALL
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
