@@ -14,6 +14,8 @@ import os
 import random
 from typing import Final
 
+from drivers.simulators.line import LineReader
+
 START: Final = 0xAA
 END: Final = 0x55
 RF_IN: Final = 0xA4
@@ -50,31 +52,16 @@ def rf_frame(
     )
 
 
-class KeypadSimulator:
+class KeypadSimulator(LineReader):
     """Presses keys of any number of keypads into ``fd``; ``acks`` counts the host's ACKs."""
 
     def __init__(self, fd: int, *, seed: int = 0) -> None:
-        self.fd = fd
+        super().__init__(fd)
         self.acks = 0
         self._from_host = bytearray()
         self._random = random.Random(seed)
-        self._reading = False
 
-    def start(self) -> None:
-        asyncio.get_running_loop().add_reader(self.fd, self._on_readable)
-        self._reading = True
-
-    def stop(self) -> None:
-        if self._reading:
-            self._reading = False
-            asyncio.get_running_loop().remove_reader(self.fd)
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self.fd, 4096)
-        except OSError:
-            self.stop()
-            return
+    def on_bytes(self, data: bytes) -> None:
         self._from_host += data
         while (at := self._from_host.find(ACK_FRAME)) >= 0:
             self.acks += 1

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from drivers.simulators.line import LineReader
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class TextLineDecoder:
         return lines
 
 
-class LedSimulator:
+class LedSimulator(LineReader):
     """What a strip on ``fd`` shows now (``lines``), updated as frames arrive.
 
     ``address`` is the Alpha sign's own address: it takes packets for it and for
@@ -188,7 +189,7 @@ class LedSimulator:
         encoding: str = "gb18030",
         rows: int = 2,
     ) -> None:
-        self.fd = fd
+        super().__init__(fd)
         self.protocol = protocol
         self.address = address
         self.rows = rows
@@ -199,28 +200,13 @@ class LedSimulator:
         self._alpha = AlphaDecoder()
         self._text = TextLineDecoder(encoding)
         self._changed = asyncio.Event()
-        self._reading = False
 
     @property
     def rejected(self) -> int:
         """Packets dropped for a bad checksum, parity or shape."""
         return self._alpha.rejected
 
-    def start(self) -> None:
-        asyncio.get_running_loop().add_reader(self.fd, self._on_readable)
-        self._reading = True
-
-    def stop(self) -> None:
-        if self._reading:
-            self._reading = False
-            asyncio.get_running_loop().remove_reader(self.fd)
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self.fd, 4096)
-        except OSError:
-            self.stop()
-            return
+    def on_bytes(self, data: bytes) -> None:
         self.feed(data)
 
     def feed(self, data: bytes) -> None:
