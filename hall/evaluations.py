@@ -26,6 +26,7 @@ import asyncpg
 from hall.committer import CommitFailed
 from hall.eventstore import StoredEvent
 from hall.hall_events import EvaluationRecorded
+from hall.refusals import Refused
 from hall.runtime import HallRuntime, Unavailable
 from queueing import Ticket
 
@@ -35,14 +36,8 @@ TOKEN_LIFETIME = timedelta(hours=2)
 Via = Literal["device", "token"]
 
 
-class RatingRefused(Exception):
-    """A rating not taken; ``code`` is stable, ``status`` its HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class RatingRefused(Refused):
+    """A rating not taken."""
 
 
 @dataclass(frozen=True, slots=True)

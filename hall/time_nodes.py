@@ -24,6 +24,7 @@ from hall.audit import AuditEntry
 from hall.config import TimeLimits
 from hall.eventstore import StoredEvent
 from hall.hall_events import TicketNode
+from hall.refusals import Refused
 from hall.runtime import HallRuntime
 from hall.time_limits import TimeLimitWatcher
 from queueing import Rejected, Status, Ticket, event_from_dict
@@ -42,14 +43,8 @@ NODE_LABELS = {
 """What the nodes are called on a clerk's screen."""
 
 
-class ScanRefused(Exception):
-    """A scan that changed nothing: ``code`` is stable, ``status`` its HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class ScanRefused(Refused):
+    """A scan that changed nothing."""
 
 
 @dataclass(frozen=True, slots=True)
