@@ -9,6 +9,9 @@
     python run_hall.py agent --config config/agent-kiosk-1.toml
                                              the edge agent: a kiosk or window PC's real
                                              hardware on the hall's device bus
+    python run_hall.py city --config config/city-demo.toml --name a
+                                             one of several processes sharing the halls
+                                             of a city (hall/city.py, docs/operations.md)
 
 In the demo, citizens take tickets at simulated kiosks and the clerks of the
 windows with a call terminal work at simulated terminals, all on the MQTT
@@ -134,6 +137,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="overrides the file's [agent] mqtt_url (env HALL_MQTT_URL)")
     agent.add_argument("--log-level", default="INFO")
     agent.add_argument("--log-format", choices=("text", "json"), default="text")
+    city = commands.add_parser(
+        "city",
+        help="lead some of a city's halls, sharing them with the other city processes",
+        description="Compete for the halls of a city file on its shared database and broker "
+                    "(advisory locks, hall/leadership.py) and serve the ones this process "
+                    "leads, each on its own port; the city port lists and routes them.",
+    )
+    city.add_argument("--config", required=True, help="city TOML file")
+    city.add_argument("--name", help="this process's name (default: <host>-<pid>)")
+    city.add_argument("--port", type=int, help="the city port (default: the file's)")
+    city.add_argument("--log-level", default="INFO")
+    city.add_argument("--log-format", choices=("text", "json"), default="text")
     return parser.parse_args(argv)
 
 
@@ -381,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level, args.log_format)
     if args.command == "agent":
         return agent_main(args)
+    if args.command == "city":
+        from hall.city_main import city_main
+
+        return city_main(args)
     try:
         config = load_hall_config(args.config)
     except ConfigError as exc:

@@ -29,6 +29,17 @@ from hall.rows import SideTable
 log = logging.getLogger(__name__)
 
 
+STORAGE_ERRORS = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+"""What a database call may raise when the database fails under it.
+``InternalClientError`` among them: a pooled connection whose server ended it
+while it was idle can be handed out before it has closed, and refuses its next
+statement with it ("cannot switch to state 12"). Unhandled, it would end the
+writer task and leave every later change waiting for good."""
+
+
 class CommitFailed(Exception):
     """The events were not written; nothing of the operation happened."""
 
@@ -60,8 +71,13 @@ class GroupCommitter:
         on_failed: Callable[[BaseException], None],
         observe: Callable[[float, int], None] = lambda seconds, size: None,
         max_batch: int = 5000,
+        hold_connection: bool = True,
     ) -> None:
         self.pool = pool
+        self._hold = hold_connection
+        """Keep the writer's connection between batches (one hall per server). A city
+        process leading many halls gives it back after each batch instead: a held
+        connection per hall would exhaust the database's connections."""
         self.store = store
         self.next_seq = 1
         self._on_committed = on_committed
@@ -116,10 +132,9 @@ class GroupCommitter:
         statement, args = self._statement(rows)
         started = time.perf_counter()
         try:
-            connection = self._connection or await self.pool.acquire()
-            self._connection = connection
+            connection = await self._writer()
             await connection.execute(statement, *args)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except STORAGE_ERRORS as exc:
             log.error("commit of %d events failed: %s", len(flat), exc)
             failure = CommitFailed(f"the hall could not store the change: {exc}")
             for pending in batch:
@@ -133,6 +148,8 @@ class GroupCommitter:
             await self._drop_connection()
             raise
         self.observe(time.perf_counter() - started, len(flat))
+        if not self._hold:
+            await self._drop_connection()
         self._on_committed(flat)
         for pending in batch:
             if not pending.future.done():
@@ -154,6 +171,16 @@ class GroupCommitter:
             args.extend(table.arrays(values))
         return statement, args
 
+    async def _writer(self) -> asyncpg.Connection:
+        """The held connection, unless it closed while idle (the database restarted
+        or ended the session): the pool took it back then, and a batch sent on it
+        would fail though a fresh connection could store it."""
+        if self._connection is not None and not _is_open(self._connection):
+            await self._drop_connection()
+        if self._connection is None:
+            self._connection = await self.pool.acquire()
+        return self._connection
+
     async def _drop_connection(self) -> None:
         """After a failure the connection may be broken: the next batch takes a new one."""
         connection, self._connection = self._connection, None
@@ -164,7 +191,7 @@ class GroupCommitter:
             return
         try:
             await self.pool.release(connection)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except STORAGE_ERRORS as exc:
             log.warning("a database connection could not be returned to the pool: %s", exc)
 
     def _fail_everything(self, failure: CommitFailed) -> None:
@@ -173,3 +200,10 @@ class GroupCommitter:
             if not pending.future.done():
                 pending.future.set_exception(failure)
         self._idle.set()
+
+
+def _is_open(connection: asyncpg.Connection) -> bool:
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # a pool connection detached when it closed
+        return False

@@ -23,7 +23,7 @@ import asyncpg
 from hall.audit import AuditEntry
 from hall.bus import EventBus
 from hall.clock import Clock
-from hall.committer import GroupCommitter, SideWrite
+from hall.committer import STORAGE_ERRORS, GroupCommitter, SideWrite
 from hall.config import HallConfig, StrategyAssignment
 from hall.device_store import DeviceStore
 from hall.eventstore import EventStore, StoredEvent
@@ -56,7 +56,8 @@ class Unavailable(Exception):
 
 class HallRuntime:
     def __init__(
-        self, config: HallConfig, clock: Clock, bus: EventBus, pool: asyncpg.Pool
+        self, config: HallConfig, clock: Clock, bus: EventBus, pool: asyncpg.Pool,
+        *, hold_writer: bool = True,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -64,7 +65,8 @@ class HallRuntime:
         self.hall_id = config.layout.hall_id
         self.store = EventStore(pool, self.hall_id)
         self.committer = GroupCommitter(
-            pool, self.store, on_committed=bus.publish, on_failed=self._commit_failed
+            pool, self.store, on_committed=bus.publish, on_failed=self._commit_failed,
+            hold_connection=hold_writer,
         )
         self.engine = Engine(config.layout)
         self.device_replies = DeviceStore(pool, self.hall_id)
@@ -234,7 +236,7 @@ class HallRuntime:
             await self.committer.drain()
             try:
                 await self.restore()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except STORAGE_ERRORS as exc:
                 log.warning("storage still failing (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

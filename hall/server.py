@@ -67,10 +67,12 @@ class HallServer:
 
     @classmethod
     def assemble(
-        cls, config: HallConfig, pool: asyncpg.Pool, clock: Clock, data_key: DataKey
+        cls, config: HallConfig, pool: asyncpg.Pool, clock: Clock, data_key: DataKey,
+        *, hold_writer: bool = True,
     ) -> HallServer:
+        """``hold_writer``: see ``GroupCommitter``; False when one process leads many halls."""
         hall_id = config.layout.hall_id
-        runtime = HallRuntime(config, clock, EventBus(), pool)
+        runtime = HallRuntime(config, clock, EventBus(), pool, hold_writer=hold_writer)
         sessions = SessionStore(pool, config.auth.session_ttl)
         vault = Vault(data_key)
         citizens = CitizenStore(pool, vault, hall_id)

@@ -36,6 +36,9 @@ from queueing.hours import ALWAYS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo-hall.toml"
+FAULT_FIGURES = ROOT / "artifacts" / "faults.json"
+"""What the fault tests measured (recovery times, acknowledged operations
+checked), one entry per test, kept for the run's report."""
 ALWAYS_OPEN = "00:00-23:59:59.999999"
 """The whole day, as ``queueing.hours.ALWAYS``: the server runs on the wall
 clock, and a hall closed at night or at the weekend refuses every ticket."""
@@ -93,6 +96,16 @@ def always_open_config(target: Path) -> Path:
     assert layout.working_hours == ALWAYS
     assert all(service.hours == ALWAYS for service in layout.services.values())
     return target
+
+
+def record_figures(test: str, figures: JSON) -> None:
+    """Print ``figures`` (seen with ``pytest -s``) and keep them in FAULT_FIGURES
+    under ``test``, beside the other fault tests' figures."""
+    print(f"\n{test}: {json.dumps(figures)}")
+    kept = json.loads(FAULT_FIGURES.read_text(encoding="utf-8")) if FAULT_FIGURES.exists() else {}
+    kept[test] = figures
+    FAULT_FIGURES.parent.mkdir(exist_ok=True)
+    FAULT_FIGURES.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
 
 
 def auth(token: str | None) -> dict[str, str]:
@@ -476,6 +489,7 @@ async def test_a_server_killed_under_load_keeps_every_acknowledged_change_after_
     hall = Hall(tmp_path, db_url)
     told = Acknowledged()
     recoveries: list[float] = []
+    rounds: list[JSON] = []
     try:
         hall.start()
         async with aiohttp.ClientSession() as session:
@@ -487,23 +501,35 @@ async def test_a_server_killed_under_load_keeps_every_acknowledged_change_after_
             answers = told.answers - answers_before
             assert answers >= MIN_ANSWERS, f"only {answers} answers before the kill: no load"
             assert not told.unexpected, f"unexpected answers under load: {told.unexpected[:5]}"
+            restarted_at = time.monotonic()
             hall.start()
             async with aiohttp.ClientSession() as session:
                 recovered_at = await hall.ready(session, timeout=RECOVERY_LIMIT + 10)
                 recovery = recovered_at - killed_at
                 recoveries.append(recovery)
                 cut_off = len(told.in_flight)
+                checked = len(told.numbers) + len(told.transitions)
                 issued = await check_log(pool, told)
                 took_effect = await check_hall(session, hall.base, tokens[""], told, issued)
                 await check_numbering_goes_on(session, hall.base, tokens[""], told, issued)
                 print(
                     f"\nround {round_no}: SIGKILL {delay:.2f} s into the load after {answers}"
                     f" answers; {took_effect} of {cut_off} cut-off window operations had"
-                    f" been stored; ready again {recovery:.2f} s after the kill"
+                    f" been stored; ready again {recovery:.2f} s after the kill,"
+                    f" {recovered_at - restarted_at:.2f} s after the restart;"
+                    f" {checked} acknowledged tickets and transitions checked"
                 )
+                rounds.append({
+                    "seed": seed, "kill_after_s": round(delay, 3), "answers": answers,
+                    "restart_to_ready_s": round(recovered_at - restarted_at, 3),
+                    "kill_to_ready_s": round(recovery, 3),
+                    "acknowledged_checked": checked,
+                    "cut_off": cut_off, "cut_off_stored": took_effect,
+                })
             assert recovery < RECOVERY_LIMIT, f"recovery took {recovery:.1f} s"
     except Exception as failure:
         raise AssertionError(f"{failure!r}\n{hall.logs()}") from failure
     finally:
         hall.kill_all()
     print(f"recovery times: {', '.join(f'{r:.2f} s' for r in recoveries)}")
+    record_figures("kill_9_under_load", {"rounds": rounds})
