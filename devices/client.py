@@ -82,6 +82,8 @@ class DeviceClient:
         self.rng = rng or random.Random(device_id)
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        """Set when the current connection ends: what it carried may be lost with it."""
         self._pending: dict[str, asyncio.Future[m.Reply]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -186,6 +188,7 @@ class DeviceClient:
             await client.publish(self.topic(Channel.STATE), m.encode(self.state()), qos=QOS,
                                  retain=True)
             self._client = client
+            self._lost = asyncio.Event()
             self._connected.set()
             log.debug("%s: online", self.id)
             async for message in client.messages:
@@ -199,30 +202,48 @@ class DeviceClient:
         finally:
             self._connected.clear()
             self._client = None
+            self._lost.set()
 
     # ------------------------------------------------------------ requests
 
     async def request(self, message: m.Request) -> m.Reply:
         """Ask the hall and wait for its answer. Without one within the reply timeout,
-        ask again with the *same* id: the hall answers a repeated id with its kept
-        reply and changes nothing, so a lost reply never makes a second ticket."""
+        or once reconnected after the connection it went out on was lost, ask again
+        with the *same* id: the hall answers a repeated id with its kept reply and
+        changes nothing, so a lost reply never makes a second ticket.
+
+        The reply timer runs while the request is published: a publish whose
+        connection died waits for its acknowledgement until aiomqtt gives up (10 s),
+        and the reply is acknowledgement enough."""
         future: asyncio.Future[m.Reply] = asyncio.get_running_loop().create_future()
         self._pending[message.id] = future
         payload = m.encode(message)
         try:
             retry = False
             while True:
+                await self._connected.wait()
+                connection_lost = self._lost
+                lost = asyncio.ensure_future(connection_lost.wait())
                 self.on_sent(message, retry)
                 retry = True
-                await self._publish_event(payload)
+                sending = asyncio.ensure_future(self._publish_event(payload))
                 try:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
                     # cancellation that arrives with the reply, and the device would not stop.
                     async with asyncio.timeout(self.reply_timeout):
-                        return await asyncio.shield(future)
+                        await asyncio.wait((future, lost), return_when=asyncio.FIRST_COMPLETED)
                 except TimeoutError:
                     log.info("%s: no reply to %s %s within %g s; asking again with the same id",
                              self.id, message.type, message.id, self.reply_timeout)
+                finally:
+                    sending.cancel()
+                    lost.cancel()
+                if future.done():
+                    return future.result()
+                if connection_lost.is_set():
+                    log.info("%s: the connection was lost before the reply to %s %s; asking "
+                             "again with the same id once reconnected", self.id, message.type,
+                             message.id)
         finally:
             del self._pending[message.id]
 

@@ -61,6 +61,9 @@ hall's one connection always has; its errors still show."""
 RATE_PER_SECOND = 20.0
 """A device's steady message rate; a person pressing buttons stays far below."""
 BURST = 40.0
+OUTSIDE_SCHEME = "(topics outside the scheme)"
+"""The rate bucket of messages whose topic names no device to throttle alone; not
+a device id (devices.topics.ID_PATTERN), so no device shares it."""
 KEPT_FOR_S = 86_400.0
 """How long a retry finds its request's kept reply (docs/mqtt.md: a day)."""
 
@@ -135,6 +138,8 @@ class DeviceLink:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
+                if self.connected.is_set():
+                    delay = 0.5  # a new outage: the last one's backoff would slow each return
                 self.connected.clear()
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -228,7 +233,8 @@ class DeviceLink:
     def _receive(self, message: aiomqtt.Message) -> None:
         parsed = parse_topic(str(message.topic))
         if parsed is None or parsed.hall_id != self.hall_id:
-            log.warning("ignored a message on a topic outside the scheme: %s", message.topic)
+            if self._within_rate(OUTSIDE_SCHEME):  # else a flood of them floods the log
+                log.warning("ignored a message on a topic outside the scheme: %s", message.topic)
             return
         raw = message.payload if isinstance(message.payload, bytes) else b""
         if parsed.channel is not Channel.STATUS and not self._within_rate(parsed.device_id):
@@ -243,6 +249,8 @@ class DeviceLink:
             elif parsed.channel is Channel.EVENT:
                 self._spawn(self._request(parsed.device_id, raw))
         except m.MessageError as exc:
+            if parsed.channel is Channel.STATUS and not self._within_rate(parsed.device_id):
+                return  # garbage is throttled here too; only a real birth or will never is
             log.warning("device %s sent a bad %s message: %s", parsed.device_id, parsed.channel,
                         exc)
 
