@@ -59,6 +59,7 @@ SYSTEM_DEPS := mosquitto:mosquitto \
   vicc:python3-virtualsmartcard \
   /usr/lib/python3/dist-packages/Cryptodome:python3-pycryptodome \
   espeak-ng:espeak-ng \
+  systemd-analyze:systemd \
   chromium:chromium \
   /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk
 check-system:

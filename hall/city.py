@@ -30,6 +30,7 @@ from hall.clock import WallClock
 from hall.device_link import DeviceLink
 from hall.http import build_app
 from hall.leadership import STORAGE_ERRORS, Leadership, held_halls
+from hall.notify.listener import NotifyListener
 from hall.pii import DataKey
 from hall.server import HallServer
 
@@ -71,6 +72,8 @@ class CityProcess:
         self.data_key = data_key
         self.halls: dict[str, LedHall] = {}
         self.metrics = CityMetrics(name)
+        self.notify_listener = NotifyListener(pool)
+        """One LISTEN connection for every hall this process leads."""
         self.leadership = Leadership(
             database_url, [hall.layout.hall_id for hall in config.halls],
             lead=self.lead, resign=self.resign, interval=config.interval_seconds)
@@ -82,7 +85,8 @@ class CityProcess:
         assert config is not None
         began = time.perf_counter()
         server = HallServer.assemble(config, self.pool, WallClock(config.timezone),
-                                     self.data_key, hold_writer=False)
+                                     self.data_key, hold_writer=False,
+                                     notify_listener=self.notify_listener)
         try:
             await server.start()
         except STORAGE_ERRORS as exc:

@@ -75,6 +75,7 @@ async def run_city(config: CityConfig, name: str, port: int) -> int:
     leading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await leading
+    await process.notify_listener.close()
     await runner.cleanup()
     await pool.close()
     database.close()

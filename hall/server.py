@@ -19,6 +19,7 @@ from hall.citizens import CitizenStore
 from hall.clock import Clock
 from hall.config import HallConfig
 from hall.metrics import HallMetrics
+from hall.notify.listener import NotifyListener
 from hall.notify.service import Notifications
 from hall.pii import DataKey, Vault
 from hall.priority import PriorityGate
@@ -68,9 +69,10 @@ class HallServer:
     @classmethod
     def assemble(
         cls, config: HallConfig, pool: asyncpg.Pool, clock: Clock, data_key: DataKey,
-        *, hold_writer: bool = True,
+        *, hold_writer: bool = True, notify_listener: NotifyListener | None = None,
     ) -> HallServer:
-        """``hold_writer``: see ``GroupCommitter``; False when one process leads many halls."""
+        """``hold_writer`` (see ``GroupCommitter``) False and one ``notify_listener``
+        for all when one process leads many halls: neither may hold a connection per hall."""
         hall_id = config.layout.hall_id
         runtime = HallRuntime(config, clock, EventBus(), pool, hold_writer=hold_writer)
         sessions = SessionStore(pool, config.auth.session_ttl)
@@ -94,7 +96,8 @@ class HallServer:
             appointments=AppointmentDesk(pool, vault, citizens, runtime, config.appointments),
             time_nodes=TimeNodes(runtime, pool, config.time_limits),
             signage=SignageHub(SignageStore(pool, hall_id), runtime),
-            notifications=Notifications(config, runtime, pool, citizens, vault),
+            notifications=Notifications(config, runtime, pool, citizens, vault,
+                                        notify_listener),
             stats=Statistics(runtime, pool),
         )
 

@@ -23,7 +23,6 @@ transaction that stores its messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from hall.config import HallConfig
 from hall.eventstore import StoredEvent
 from hall.notify import rules
 from hall.notify.contacts import Contact, Contacts
+from hall.notify.listener import NotifyListener
 from hall.notify.outbox import OUTBOX, OutboxRow, OutboxStore
 from hall.notify.rules import AheadWatch, Describe, Intent, IssuedTicket
 from hall.notify.templates import names, render
@@ -59,8 +59,10 @@ RETURNING last_seq
 
 class Intake:
     def __init__(self, config: HallConfig, runtime: HallRuntime, pool: asyncpg.Pool,
-                 store: OutboxStore, contacts: Contacts, on_rows: Callable[[], None]) -> None:
+                 store: OutboxStore, contacts: Contacts, on_rows: Callable[[], None],
+                 listener: NotifyListener) -> None:
         self.notify = config.notifications
+        self.listener = listener
         self.runtime = runtime
         self.pool = pool
         self.store = store
@@ -170,42 +172,26 @@ class Intake:
     # --- the intake table -------------------------------------------------------
 
     async def run_table(self) -> None:
+        """Woken by the process's listener (``hall.notify.listener``) for this hall's
+        notes, and when it (re)connects: what was noted meanwhile went unheard."""
+        unsubscribe = self.listener.subscribe(self.hall_id, self._table_wake.set)
         delay = 0.5
-        while True:
-            try:
-                await self._listen()
-            except STORAGE_ERRORS as exc:
-                log.warning("notifications: intake not read (%s); again in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def _listen(self) -> None:
-        connection = await self.pool.acquire()
-        lost = asyncio.Event()
-
-        def notified(*_: object) -> None:
-            self._table_wake.set()
-
-        def terminated(*_: object) -> None:
-            lost.set()
-            self._table_wake.set()
-
         try:
-            connection.add_termination_listener(terminated)
-            await connection.add_listener("hall_notify", notified)
-            self._table_wake.set()  # whatever was noted while nobody listened
-            while not lost.is_set():
+            while True:
                 await self._table_wake.wait()
                 self._table_wake.clear()
-                while not lost.is_set() and await self.table_step():
-                    pass
-            raise ConnectionResetError("the listening connection was lost")
+                try:
+                    while await self.table_step():
+                        pass
+                    delay = 0.5
+                except STORAGE_ERRORS as exc:
+                    log.warning("notifications: intake not read (%s); again in %.1f s",
+                                exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    self._table_wake.set()
         finally:
-            if not connection.is_closed():
-                with contextlib.suppress(*STORAGE_ERRORS):
-                    await connection.remove_listener("hall_notify", notified)
-            connection.remove_termination_listener(terminated)
-            await self.pool.release(connection)
+            unsubscribe()
 
     async def table_step(self) -> bool:
         noted = await self.pool.fetch(

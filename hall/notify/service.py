@@ -18,6 +18,7 @@ from hall.config import HallConfig
 from hall.notify.contacts import Contacts
 from hall.notify.gateways import Gateway, build_gateway, close_all
 from hall.notify.intake import Intake
+from hall.notify.listener import NotifyListener
 from hall.notify.outbox import OutboxStore
 from hall.notify.sender import STORAGE_ERRORS, Sender
 from hall.pii import Vault
@@ -30,8 +31,12 @@ STATUSES = ("pending", "sending", "sent", "failed")
 
 class Notifications:
     def __init__(self, config: HallConfig, runtime: HallRuntime, pool: asyncpg.Pool,
-                 citizens: CitizenStore, vault: Vault) -> None:
+                 citizens: CitizenStore, vault: Vault,
+                 listener: NotifyListener | None = None) -> None:
+        """``listener``: the process's, when it serves several halls; else the hall's own."""
         self.config = config.notifications
+        self._own_listener = listener is None
+        self.listener = listener or NotifyListener(pool)
         hall_id = runtime.hall_id
         self.store = OutboxStore(pool, hall_id)
         self.contacts = Contacts(pool, vault, citizens, hall_id)
@@ -39,7 +44,8 @@ class Notifications:
         if self.config.enabled:
             self.gateways = {g.id: build_gateway(g) for g in self.config.gateways.values()}
         self.sender = Sender(self.config, self.store, self.gateways, self.contacts.of)
-        self.intake = Intake(config, runtime, pool, self.store, self.contacts, self.sender.wake)
+        self.intake = Intake(config, runtime, pool, self.store, self.contacts, self.sender.wake,
+                             self.listener)
         self.counts: dict[str, int] = {}
         self.sender.on_idle = self.refresh_counts
         self._hall_id = hall_id
@@ -73,6 +79,8 @@ class Notifications:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._own_listener:
+            await self.listener.close()
         await close_all(self.gateways)
 
     async def retry(self, row_id: int) -> str | None:
