@@ -49,7 +49,7 @@ from hall.device_link import DeviceLink
 from hall.http import build_app
 from hall.migrate import migrate
 from hall.pg import Database, ensure_database, open_database
-from hall.pii import DataKey
+from hall.pii import DataKey, DataKeyError
 from hall.server import HallServer
 
 log = logging.getLogger("smarthall")
@@ -147,6 +147,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     city.add_argument("--config", required=True, help="city TOML file")
     city.add_argument("--name", help="this process's name (default: <host>-<pid>)")
     city.add_argument("--port", type=int, help="the city port (default: the file's)")
+    city.add_argument(
+        "--advertise", default=os.environ.get("HALL_ADVERTISE"),
+        help="scheme and host the others reach this machine's hall ports at, e.g. "
+             "http://10.0.0.5 (default: $HALL_ADVERTISE or the file's [http] advertise)")
     city.add_argument("--log-level", default="INFO")
     city.add_argument("--log-format", choices=("text", "json"), default="text")
     return parser.parse_args(argv)
@@ -299,11 +303,16 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
         SimulatedClock(demo_start(config), args.speed) if args.demo else WallClock(config.timezone)
     )
     try:
+        data_key = DataKey.load()
+    except DataKeyError as exc:
+        print(f"error: the data key cannot be used: {exc}", file=sys.stderr)
+        return 2
+    try:
         database, pool = await open_storage(config, args.demo)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"error: cannot open the hall's database: {exc}", file=sys.stderr)
         return 2
-    server = HallServer.assemble(config, pool, clock, DataKey.load())
+    server = HallServer.assemble(config, pool, clock, data_key)
     broker: Broker | None = None
     try:
         await server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from hall.city_config import CityConfig, load_city_config
 from hall.config import ConfigError
 from hall.migrate import migrate
 from hall.pg import open_database
-from hall.pii import DataKey
+from hall.pii import DataKey, DataKeyError
 
 log = logging.getLogger("smarthall.city")
 
@@ -34,11 +35,18 @@ def city_main(args: argparse.Namespace) -> int:
         print(f"error: {args.config}: a city needs a shared broker: set [mqtt] url or "
               "HALL_MQTT_URL", file=sys.stderr)
         return 2
+    if args.advertise:
+        config = dataclasses.replace(config, advertise=args.advertise.rstrip("/"))
+    try:
+        data_key = DataKey.load()
+    except DataKeyError as exc:
+        print(f"error: the data key cannot be used: {exc}", file=sys.stderr)
+        return 2
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    return asyncio.run(run_city(config, name, args.port or config.http_port))
+    return asyncio.run(run_city(config, name, args.port or config.http_port, data_key))
 
 
-async def run_city(config: CityConfig, name: str, port: int) -> int:
+async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) -> int:
     database = open_database(config.database_url)
     try:
         pool = await asyncpg.create_pool(database.url, min_size=2, max_size=config.pool_size)
@@ -49,7 +57,7 @@ async def run_city(config: CityConfig, name: str, port: int) -> int:
         database.close()
         return 2
     assert config.mqtt_url is not None
-    process = CityProcess(config, pool, database.url, config.mqtt_url, name, DataKey.load())
+    process = CityProcess(config, pool, database.url, config.mqtt_url, name, data_key)
     runner = web.AppRunner(process.build_app(), access_log=None)
     await runner.setup()
     try:

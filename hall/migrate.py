@@ -53,7 +53,14 @@ async def migrate(connection: asyncpg.Connection, folder: Path = MIGRATIONS) -> 
     try:
         rows = await connection.fetch("SELECT version FROM schema_migrations")
         done = {row["version"] for row in rows}
-        for migration in available(folder):
+        known = available(folder)
+        newer = sorted(done - {migration.version for migration in known})
+        if newer:
+            log.warning("the database has migrations this release does not know (%s): a newer "
+                        "release upgraded it. This one runs on, as a rolling upgrade needs, "
+                        "but finish the upgrade soon (docs/operations.md)",
+                        ", ".join(f"{v:04d}" for v in newer))
+        for migration in known:
             if migration.version in done:
                 continue
             async with connection.transaction():

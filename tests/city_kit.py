@@ -42,7 +42,8 @@ def write_city(folder: Path, halls: int, *, interval: float = 0.5,
 class CityServer:
     """One ``run_hall.py city`` subprocess, output to a file nobody has to read."""
 
-    def __init__(self, city: Path, name: str, db_url: str, mqtt_url: str, log: Path) -> None:
+    def __init__(self, city: Path, name: str, db_url: str, mqtt_url: str, log: Path,
+                 *options: str) -> None:
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -52,7 +53,7 @@ class CityServer:
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "run_hall.py", "city", "--config", str(city), "--name", name,
-                 "--port", str(self.port)],
+                 "--port", str(self.port), *options],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:

@@ -367,11 +367,12 @@ async def served_again(kiosks: Kiosks, load: asyncio.Task[None], halls: set[str]
     raise AssertionError({h: len(kiosks.acknowledged[h]) - counted[h] for h in halls})
 
 
-async def test_the_city_port_redirects_to_a_halls_leader_and_stops_cleanly(
+async def test_the_city_port_redirects_to_a_halls_advertised_leader_and_stops_cleanly(
     tmp_path: Path, db_url: str, mosquitto: Mosquitto
 ) -> None:
     city_file = write_city(tmp_path, 2)
-    process = CityServer(city_file, "only", db_url, mosquitto.url, tmp_path / "only.log")
+    process = CityServer(city_file, "only", db_url, mosquitto.url, tmp_path / "only.log",
+                         "--advertise", "http://localhost/")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             await wait_all_led(session, [process], 2, timeout=30)
@@ -380,7 +381,7 @@ async def test_the_city_port_redirects_to_a_halls_leader_and_stops_cleanly(
                 assert response.status == 307
                 location = response.headers["Location"]
             port = load_city_config(city_file).halls[1].http_port
-            assert location == f"http://127.0.0.1:{port}/api/v1/hall?x=1"
+            assert location == f"http://localhost:{port}/api/v1/hall?x=1"
             hall = await get_json(session, location)
             assert hall["hall"]["id"] == "hall-01"
             async with session.get(f"{process.base}/halls/nowhere/api/v1/hall") as response:

@@ -41,3 +41,16 @@ def test_migration_files_must_be_named_with_a_version(tmp_path: Path) -> None:
     (tmp_path / "create_things.sql").write_text("SELECT 1;")
     with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
         available(tmp_path)
+
+
+async def test_a_database_newer_than_the_release_is_used_with_a_warning(
+    db_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    connection = await asyncpg.connect(db_url)
+    try:
+        await connection.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')")
+        assert await migrate(connection) == []
+    finally:
+        await connection.close()
+    assert "migrations this release does not know (9999)" in caplog.text

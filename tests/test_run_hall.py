@@ -118,3 +118,14 @@ def test_json_logs_are_one_object_per_line_with_their_fields() -> None:
     assert (entry["logger"], entry["level"], entry["msg"]) == ("hall.runtime", "info",
                                                                "restored 12 events")
     assert entry["hall"] == "jiangyang"
+
+
+def test_a_malformed_data_key_stops_start_up_with_exit_code_2(db_url: str) -> None:
+    env = {**os.environ, "HALL_DATABASE_URL": db_url, "HALL_DATA_KEY": "not-a-key"}
+    server = subprocess.run([sys.executable, "run_hall.py", "--port", str(free_port())],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+                            check=False)
+    assert server.returncode == 2
+    assert "the data key cannot be used" in server.stderr
+    assert "HALL_DATA_KEY" in server.stderr
+    assert "Traceback" not in server.stderr
