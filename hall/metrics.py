@@ -47,6 +47,13 @@ class _LiveState(Collector):
             "hall_event_subscribers", "Open event-stream connections",
             value=len(self.stream.subscriptions),
         )
+        queued = [subscription.queue.qsize() for subscription in self.stream.subscriptions]
+        yield GaugeMetricFamily(
+            "hall_event_stream_queued_max",
+            "Committed events the furthest-behind stream client has not been sent yet "
+            f"(it is disconnected to resume at {self.stream.max_queue})",
+            value=max(queued, default=0),
+        )
         yield GaugeMetricFamily(
             "hall_ready", "1 while the hall takes changes", value=int(self.runtime.ready)
         )

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hall.http import build_app
 from hall.runtime import HallRuntime
-from hall.stream import TOO_SLOW, EventStream
+from hall.stream import TOO_SLOW, EventStream, Subscription
 from queueing import Source
 from tests.hall_kit import serving
 
@@ -134,3 +134,18 @@ async def test_a_slow_client_is_disconnected_with_where_to_resume(pool: asyncpg.
         assert len(frames) == 5
         assert message.extra == f"too slow; reconnect with since={frames[-1]['seq']}"
     await server.stop()
+
+
+async def test_the_metrics_show_how_far_the_furthest_client_is_behind(pool: asyncpg.Pool) -> None:
+    server = await serving(pool)
+    behind = Subscription(frozenset(), frozenset(), (), asyncio.Queue())
+    server.stream.subscriptions.add(behind)
+    try:
+        stored = await server.runtime.execute("login", "W1", "zhang")
+        await asyncio.gather(*(server.runtime.execute("issue", "biz", Source.WALK_IN)
+                               for _ in range(3)))
+        text = server.metrics.render().decode()
+    finally:
+        server.stream.subscriptions.discard(behind)
+        await server.stop()
+    assert f"hall_event_stream_queued_max {len(stored) + 3}.0" in text
