@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -316,6 +317,7 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     broker: Broker | None = None
     try:
         await server.start()
+        gc.freeze()  # the config and the restored day live as long as the server: see hall/city.py
         mqtt_url = os.environ.get("HALL_MQTT_URL")
         if not mqtt_url:
             broker = await start_broker(Path("var") / "mqtt")

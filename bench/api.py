@@ -328,19 +328,25 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(config_path: Path, db_url: str, scratch: Path) -> ServerProcess:
+def start_server(config_path: Path, db_url: str, scratch: Path, *,
+                 env: dict[str, str] | None = None, command: Sequence[str] = (),
+                 log_name: str = "server.log", log_level: str = "WARNING") -> ServerProcess:
+    """``run_hall.py [command...] --config ... --port <free>`` on the throwaway database;
+    ``env`` adds to (or overrides) the environment, e.g. the broker's URL or a data key
+    that several processes share."""
     port = free_port()
     env = {
         **os.environ,
         "HALL_DATABASE_URL": db_url,
         "HALL_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
-    log_path = scratch / "server.log"
+    log_path = scratch / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_hall.py"), "--config", str(config_path),
-             "--port", str(port), "--log-level", "WARNING"],
+            [sys.executable, str(ROOT / "run_hall.py"), *command, "--config", str(config_path),
+             "--port", str(port), "--log-level", log_level],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -350,15 +356,16 @@ def start_server(config_path: Path, db_url: str, scratch: Path) -> ServerProcess
     return ServerProcess(process, log_path, f"http://127.0.0.1:{port}")
 
 
-async def wait_ready(http: aiohttp.ClientSession, server: ServerProcess, limit_s: float) -> float:
-    """Seconds until /readyz answers 200; raises with the server's log if it dies."""
+async def wait_ready(http: aiohttp.ClientSession, server: ServerProcess, limit_s: float,
+                     path: str = "/readyz") -> float:
+    """Seconds until ``path`` answers 200; raises with the server's log if it dies."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < limit_s:
         if server.process.poll() is not None:
             raise RuntimeError(f"the hall server exited ({server.process.returncode}):\n"
                                + server.log_text()[-2000:])
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-            async with http.get(server.base + "/readyz") as response:
+            async with http.get(server.base + path) as response:
                 if response.status == 200:
                     return time.perf_counter() - t0
         await asyncio.sleep(0.1)

@@ -74,8 +74,8 @@ if str(ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import base64  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -87,12 +87,11 @@ import secrets  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter, deque  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator, Sequence  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -108,13 +107,13 @@ from bench.api import (  # noqa: E402
     create_database,
     drop_database,
     find_server,
-    free_port,
     metrics_snapshot,
     p50_p99,
     postgres_cpu_seconds,
     process_cpu_seconds,
     r2,
     server_problems,
+    start_server,
     wait_ready,
 )
 from devices.topics import DeviceKind  # noqa: E402
@@ -189,6 +188,7 @@ class Plan:
     windows: list[WindowPlan]
     devices: list[DevicePlan]
     manager: tuple[str, str]
+    hall_id: str = HALL_ID
 
     def by_kind(self, kind: DeviceKind) -> list[DevicePlan]:
         return [d for d in self.devices if d.kind is kind]
@@ -197,13 +197,17 @@ class Plan:
         return self.areas.index(area) // 2 + 1
 
 
-def make_plan(settings: Settings) -> Plan:
-    areas = [f"a{k + 1:02d}" for k in range(AREAS)]
+def make_plan(window_count: int, device_count: int, *, hall_id: str = HALL_ID,
+              areas_count: int = AREAS, prefix: str = "",
+              manager: tuple[str, str] | None = None) -> Plan:
+    """One hall; ``prefix`` goes before every area, window and device id, so that the
+    halls of a city (bench/city.py) can share one fleet and one Hub without clashes."""
+    areas = [f"{prefix}a{k + 1:02d}" for k in range(areas_count)]
     services = {a: [f"{a}-s{j + 1}" for j in range(SERVICES_PER_AREA)] for a in areas}
-    per_area = math.ceil(settings.windows / AREAS)
+    per_area = math.ceil(window_count / areas_count)
     windows = [
-        WindowPlan(f"w{n + 1:04d}", areas[n // per_area], f"{n + 1}号窗口")
-        for n in range(settings.windows)
+        WindowPlan(f"{prefix}w{n + 1:04d}", areas[n // per_area], f"{n + 1}号窗口")
+        for n in range(window_count)
     ]
     devices: list[DevicePlan] = []
     for w in windows:
@@ -218,12 +222,14 @@ def make_plan(settings: Settings) -> Plan:
                     for i in range(KIOSKS_PER_AREA)]
         devices.append(DevicePlan(f"board-{a}", DeviceKind.HALL_BOARD, area=a))
         devices.append(DevicePlan(f"led-{a}", DeviceKind.LED_STRIP, area=a))
-    devices.append(DevicePlan("board-hall", DeviceKind.HALL_BOARD))
-    devices += [DevicePlan(f"voice-{i + 1}", DeviceKind.ANNOUNCER) for i in range(ANNOUNCERS)]
-    cameras = max(0, min(len(windows), settings.devices - len(devices)))
+    devices.append(DevicePlan(f"board-{prefix}hall", DeviceKind.HALL_BOARD))
+    devices += [DevicePlan(f"voice-{prefix}{i + 1}", DeviceKind.ANNOUNCER)
+                for i in range(ANNOUNCERS)]
+    cameras = max(0, min(len(windows), device_count - len(devices)))
     devices += [DevicePlan(f"cam-{w.id}", DeviceKind.DOCUMENT_CAMERA, window=w.id)
                 for w in windows[:cameras]]
-    return Plan(areas, services, windows, devices, ("bench-manager", secrets.token_urlsafe(16)))
+    return Plan(areas, services, windows, devices,
+                manager or ("bench-manager", secrets.token_urlsafe(16)), hall_id)
 
 
 def q(text: str) -> str:
@@ -231,14 +237,22 @@ def q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def write_config(plan: Plan, path: Path) -> HallConfig:
-    """The hall as TOML, loaded back with the real loader so a mistake fails here."""
+@functools.cache
+def password_hash(password: str) -> str:
+    """argon2 is slow on purpose; a city of halls sharing one manager hashes once."""
+    return hash_password(password)
+
+
+def write_config(plan: Plan, path: Path, extra: str = "") -> HallConfig:
+    """The hall as TOML (``extra`` appended: more tables), loaded back with the real
+    loader so a mistake fails here."""
     out = [
-        "[hall]", f"id = {q(HALL_ID)}", 'name = "设备总线压测大厅"', 'timezone = "Asia/Shanghai"',
+        "[hall]", f"id = {q(plan.hall_id)}", 'name = "设备总线压测大厅"',
+        'timezone = "Asia/Shanghai"',
         'working_hours = ["00:00-23:59:59.999999"]', "weekdays = [1, 2, 3, 4, 5, 6, 7]",
         "number_width = 4", "",
         "[[auth.staff]]", f"id = {q(plan.manager[0])}", 'name = "压测值班长"', 'role = "manager"',
-        f"password_hash = {q(hash_password(plan.manager[1]))}", "",
+        f"password_hash = {q(password_hash(plan.manager[1]))}", "",
     ]
     for k, a in enumerate(plan.areas):
         out += ["[[areas]]", f"id = {q(a)}", f"name = {q(f'{k + 1}区')}",
@@ -264,42 +278,25 @@ def write_config(plan: Plan, path: Path) -> HallConfig:
         if d.area is not None:
             out.append(f"area = {q(d.area)}")
         out += [f"password_sha256 = {q(password)}", ""]
-    path.write_text("\n".join(out), encoding="utf-8")
+    path.write_text("\n".join(out) + extra, encoding="utf-8")
     return load_hall_config(path)
 
 
 # ---------------------------------------------------------------- processes
 
 
-def start_server(config_path: Path, db_url: str, mqtt_url: str, scratch: Path) -> ServerProcess:
-    """bench/api.py's start_server, plus the broker's URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HALL_DATABASE_URL": db_url,
-        "HALL_MQTT_URL": mqtt_url,
-        "HALL_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = scratch / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_hall.py"), "--config", str(config_path),
-             "--port", str(port), "--log-level", "WARNING"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the bench, which stops the server itself
-        )
-    return ServerProcess(process, log_path, f"http://127.0.0.1:{port}")
-
-
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """CPU over a section, in cores."""
+    """CPU over a section, in cores; ``server`` is the sum over ``servers``."""
 
-    server: float
+    servers: tuple[float, ...]
     broker: float
     client: float
     postgres: float
+
+    @property
+    def server(self) -> float:
+        return sum(self.servers)
 
     def text(self) -> str:
         return (f"CPU cores: server {self.server:.2f}, mosquitto {self.broker:.2f}, "
@@ -308,22 +305,22 @@ class Usage:
 
 
 class Meter:
-    def __init__(self, server_pid: int, broker_pid: int | None) -> None:
-        self.pids = (server_pid, broker_pid)
+    def __init__(self, server_pids: Sequence[int], broker_pid: int | None) -> None:
+        self.servers = tuple(server_pids)
+        self.broker = broker_pid
         self.t0 = time.perf_counter()
         self.start = self._now()
 
-    def _now(self) -> tuple[float, float, float, float]:
-        server, broker = self.pids
-        return (process_cpu_seconds(server),
-                process_cpu_seconds(broker) if broker is not None else 0.0,
-                time.process_time(), postgres_cpu_seconds())
+    def _now(self) -> tuple[float, ...]:
+        broker = process_cpu_seconds(self.broker) if self.broker is not None else 0.0
+        return (broker, time.process_time(), postgres_cpu_seconds(),
+                *(process_cpu_seconds(pid) for pid in self.servers))
 
     def read(self) -> Usage:
         elapsed = max(1e-9, time.perf_counter() - self.t0)
         now = self._now()
-        s, b, c, p = (max(0.0, x - y) / elapsed for x, y in zip(now, self.start, strict=True))
-        return Usage(s, b, c, p)
+        b, c, p, *s = (max(0.0, x - y) / elapsed for x, y in zip(now, self.start, strict=True))
+        return Usage(tuple(s), b, c, p)
 
 
 # ---------------------------------------------------------------- MQTT side
@@ -485,6 +482,8 @@ class Fleet:
 
     hub: Hub
     conn_of: dict[str, aiomqtt.Client]
+    topic_of: dict[str, str]
+    """Device -> ``hall/<its hall>/<device>/``."""
     connections: list[aiomqtt.Client]
     probe_a: aiomqtt.Client
     probe_b: aiomqtt.Client
@@ -500,7 +499,7 @@ class Fleet:
         future = self.hub.expect(request_id)
         payload = json.dumps({"v": 1, "id": request_id, **body}).encode()
         sent = time.perf_counter()
-        await self.conn_of[device].publish(f"hall/{HALL_ID}/{device}/event", payload, qos=1)
+        await self.conn_of[device].publish(self.topic_of[device] + "event", payload, qos=1)
         try:
             at, reply = await asyncio.wait_for(future, REPLY_TIMEOUT_S)
         except TimeoutError:
@@ -509,10 +508,13 @@ class Fleet:
         return sent, at, reply
 
 
-async def open_fleet(stack: contextlib.AsyncExitStack, broker: Broker, plan: Plan,
-                     settings: Settings) -> Fleet:
-    hub = Hub([d.id for d in plan.by_kind(DeviceKind.HALL_BOARD)])
-    count = math.ceil(len(plan.devices) / settings.devices_per_connection)
+async def open_fleet(stack: contextlib.AsyncExitStack, broker: Broker, plans: Sequence[Plan],
+                     per_connection: int) -> Fleet:
+    """The devices of every hall in ``plans`` (unique ids across them), ~per_connection
+    devices on each shared connection."""
+    hub = Hub([d.id for plan in plans for d in plan.by_kind(DeviceKind.HALL_BOARD)])
+    every = [(plan.hall_id, d) for plan in plans for d in plan.devices]
+    count = math.ceil(len(every) / per_connection)
     connections = [mqtt_client(f"bench-devices-{i:03d}", broker, hub.on_message)
                    for i in range(count)]
     gate = asyncio.Semaphore(16)
@@ -523,7 +525,8 @@ async def open_fleet(stack: contextlib.AsyncExitStack, broker: Broker, plan: Pla
 
     await asyncio.gather(*(connect(c) for c in connections))
     # round robin, so the boards and kiosks spread over the connections
-    conn_of = {d.id: connections[i % count] for i, d in enumerate(plan.devices)}
+    conn_of = {d.id: connections[i % count] for i, (_, d) in enumerate(every)}
+    topic_of = {d.id: f"hall/{hall}/{d.id}/" for hall, d in every}
     probe_a = mqtt_client("bench-raw-a", broker, hub.on_message)
     probe_b = mqtt_client("bench-raw-b", broker, hub.on_message)
     await stack.enter_async_context(probe_a)
@@ -531,16 +534,16 @@ async def open_fleet(stack: contextlib.AsyncExitStack, broker: Broker, plan: Pla
     await probe_b.subscribe([("bench/oneway", 1), ("bench/ping", 1)])
     await probe_a.subscribe("bench/pong", qos=1)
     hub.echo_client = probe_b
-    return Fleet(hub, conn_of, connections, probe_a, probe_b)
+    return Fleet(hub, conn_of, topic_of, connections, probe_a, probe_b)
 
 
-async def subscribe_all(fleet: Fleet, plan: Plan) -> float:
+async def subscribe_all(fleet: Fleet, devices: Sequence[DevicePlan]) -> float:
     """Every device subscribes to its own reply, cmd and display (retained views arrive)."""
     t0 = time.perf_counter()
     topics: dict[int, list[tuple[str, int]]] = {}
-    for d in plan.devices:
+    for d in devices:
         topics.setdefault(id(fleet.conn_of[d.id]), []).extend(
-            (f"hall/{HALL_ID}/{d.id}/{ch}", 1) for ch in ("reply", "cmd", "display"))
+            (fleet.topic_of[d.id] + ch, 1) for ch in ("reply", "cmd", "display"))
 
     async def one(client: aiomqtt.Client) -> None:
         mine = topics[id(client)]
@@ -558,26 +561,29 @@ async def bring_online(fleet: Fleet, plan: Plan, http: aiohttp.ClientSession, ba
     5,000 births at once (Mosquitto drops what overflows its queue, and a dropped
     retained birth is not sent again). Returns (online, seconds)."""
     t0 = time.perf_counter()
-    state = json.dumps({"v": 1, "health": {"paper": "ok", "cover": "closed", "errors": []},
-                        "detail": {}}).encode()
-
-    async def birth(d: DevicePlan) -> None:
-        client = fleet.conn_of[d.id]
-        body = json.dumps({"v": 1, "state": "online", "kind": d.kind.value,
-                           "firmware": "bench", "config_version": "bench"}).encode()
-        topic = f"hall/{HALL_ID}/{d.id}/"
-        await client.publish(topic + "status", body, qos=1, retain=True)
-        await client.publish(topic + "state", state, qos=1, retain=True)
-
     online = 0
     for start in range(0, len(plan.devices), BIRTH_CHUNK):
         chunk = plan.devices[start:start + BIRTH_CHUNK]
-        await asyncio.gather(*(birth(d) for d in chunk))
+        await asyncio.gather(*(announce(fleet, d) for d in chunk))
         online, waited = await wait_online(http, base, start + len(chunk), 15.0)
         if online < start + len(chunk):
             say(f"  WARNING: {start + len(chunk) - online} births of the first "
                 f"{start + len(chunk):,} devices not registered after {waited:.0f} s")
     return online, time.perf_counter() - t0
+
+
+HEALTHY = json.dumps({"v": 1, "health": {"paper": "ok", "cover": "closed", "errors": []},
+                      "detail": {}}).encode()
+
+
+async def announce(fleet: Fleet, d: DevicePlan) -> None:
+    """The device's birth and state, retained, as a device publishes them on connecting."""
+    client = fleet.conn_of[d.id]
+    body = json.dumps({"v": 1, "state": "online", "kind": d.kind.value,
+                       "firmware": "bench", "config_version": "bench"}).encode()
+    topic = fleet.topic_of[d.id]
+    await client.publish(topic + "status", body, qos=1, retain=True)
+    await client.publish(topic + "state", HEALTHY, qos=1, retain=True)
 
 
 async def devices_online(http: aiohttp.ClientSession, base: str) -> int:
@@ -667,17 +673,37 @@ class LoadResult:
     commits: int = 0
 
 
+def showing(plan: Plan) -> dict[str, frozenset[str]]:
+    """The hall boards a call at each window must reach (hall/client_views.py): those
+    of the window's floor and those with no area, which show the whole hall."""
+    boards = [(d.id, None if d.area is None else plan.floor(d.area))
+              for d in plan.by_kind(DeviceKind.HALL_BOARD)]
+    return {w.id: frozenset(b for b, floor in boards if floor in (None, plan.floor(w.area)))
+            for w in plan.windows}
+
+
+def record_call(rec: LoadResult, watch: CallWatch, at: float, number: str) -> None:
+    """A call's reply (answered ``at``), screen and boards, from its scheduled moment."""
+    due = watch.due
+    rec.call_reply_ms.append((at - due) * 1000)
+    if watch.screen_at is None:
+        rec.timeouts["screen"] += 1
+    else:
+        rec.screen_ms.append((watch.screen_at - due) * 1000)
+        rec.number_mismatch += watch.screen_number != number
+    for board_at, shown in watch.board_at.values():
+        rec.board_ms.append((board_at - due) * 1000)
+        rec.number_mismatch += shown != number
+    rec.timeouts["board"] += len(watch.boards) - len(watch.board_at)
+    if len(watch.board_at) == len(watch.boards) and watch.board_at:
+        rec.all_boards_ms.append((max(t for t, _ in watch.board_at.values()) - due) * 1000)
+
+
 class Load:
     def __init__(self, fleet: Fleet, plan: Plan, record: LoadResult | None) -> None:
         self.fleet = fleet
         self.plan = plan
-        boards = [(d.id, None if d.area is None else plan.floor(d.area))
-                  for d in plan.by_kind(DeviceKind.HALL_BOARD)]
-        self.showing = {
-            w.id: frozenset(b for b, floor in boards if floor in (None, plan.floor(w.area)))
-            for w in plan.windows}
-        """The hall boards a call at each window must reach (hall/client_views.py): those
-        of the window's floor and those with no area, which show the whole hall."""
+        self.showing = showing(plan)
         self.record = record
         self.kiosks = itertools.cycle([d.id for d in plan.by_kind(DeviceKind.KIOSK)])
         self.services = [s for a in plan.areas for s in plan.services[a]]
@@ -720,7 +746,7 @@ class Load:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.complete.wait(), remaining)
                 if rec is not None:
-                    self._record_call(rec, watch, at, number)
+                    record_call(rec, watch, at, number)
             elif rec is not None and reply is None:
                 rec.timeouts["call reply"] += 1
             elif rec is not None and reply is not None:
@@ -729,21 +755,6 @@ class Load:
             hub.watches.pop(window.id, None)
         # not in the finally: a cancelled bench (Ctrl-C) must not publish any more
         await self._finish(terminal, window, free)
-
-    def _record_call(self, rec: LoadResult, watch: CallWatch, at: float, number: str) -> None:
-        due = watch.due
-        rec.call_reply_ms.append((at - due) * 1000)
-        if watch.screen_at is None:
-            rec.timeouts["screen"] += 1
-        else:
-            rec.screen_ms.append((watch.screen_at - due) * 1000)
-            rec.number_mismatch += watch.screen_number != number
-        for board_at, shown in watch.board_at.values():
-            rec.board_ms.append((board_at - due) * 1000)
-            rec.number_mismatch += shown != number
-        rec.timeouts["board"] += len(watch.boards) - len(watch.board_at)
-        if len(watch.board_at) == len(watch.boards) and watch.board_at:
-            rec.all_boards_ms.append((max(t for t, _ in watch.board_at.values()) - due) * 1000)
 
     async def _finish(self, terminal: str, window: WindowPlan, free: deque[WindowPlan]) -> None:
         """The clerk serves and finishes; only then may the window be called again."""
@@ -769,8 +780,15 @@ async def steady(rate: float, seconds: float, start: float,
     made every sample about 1 ms late before anything was sent; so the last
     ``SPIN_S`` is waited out turn by turn instead, the loop still serving."""
     count = max(1, round(rate * seconds))
-    for i in range(count):
-        due = start + i / rate
+    await on_schedule((start + i / rate for i in range(count)), launch, tasks)
+
+
+async def on_schedule(dues: Iterable[float],
+                      launch: Callable[[int, float], Awaitable[None] | None],
+                      tasks: set[asyncio.Task[None]]) -> None:
+    """Start ``launch(i, due)`` at each moment of ``dues`` (ascending, perf_counter
+    seconds), as ``steady`` explains."""
+    for i, due in enumerate(dues):
         delay = due - time.perf_counter() - SPIN_S
         if delay > 0:
             await asyncio.sleep(delay)
@@ -920,7 +938,7 @@ async def run(settings: Settings, plan: Plan, config_path: Path, db_url: str, sc
     try:
         say(f"broker: {broker.kind} at {broker.url} (hall.broker's configuration: anonymous, "
             "no ACL; device sockets as aiomqtt leaves them, like devices/simulator.py's)")
-        server = start_server(config_path, db_url, broker.url, scratch)
+        server = start_server(config_path, db_url, scratch, env={"HALL_MQTT_URL": broker.url})
         servers.append(server)
         broker_pid = broker.process.pid if broker.process is not None else None
         timeout = aiohttp.ClientTimeout(total=30)
@@ -935,9 +953,9 @@ async def run(settings: Settings, plan: Plan, config_path: Path, db_url: str, sc
             say(f"{len(plan.windows):,} windows opened through the REST API by a manager "
                 f"in {opened:.1f} s")
 
-            fleet = await open_fleet(stack, broker, plan, settings)
+            fleet = await open_fleet(stack, broker, [plan], settings.devices_per_connection)
             figures.connections = len(fleet.connections)
-            subscribed = await subscribe_all(fleet, plan)
+            subscribed = await subscribe_all(fleet, plan.devices)
             figures.online, figures.online_s = await bring_online(
                 fleet, plan, http, server.base, say)
             kinds = Counter(d.kind.value for d in plan.devices)
@@ -973,7 +991,7 @@ async def run(settings: Settings, plan: Plan, config_path: Path, db_url: str, sc
             fleet.hub.received.clear()
             fleet.hub.received_bytes = 0
             before = await metrics_snapshot(http, server.base)
-            meter = Meter(server.process.pid, broker_pid)
+            meter = Meter([server.process.pid], broker_pid)
             per_call = len(next(iter(Load(fleet, plan, None).showing.values())))
             say(f"load: {settings.call_rate:g} calls/s (call -> screen + the {per_call} of "
                 f"{len(fleet.hub.boards)} hall boards that show the window, its floor's and the "
@@ -1094,7 +1112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedded: Database | None = None
     created = False
     interrupted = False
-    plan = make_plan(settings)
+    plan = make_plan(settings.windows, settings.devices)
     try:
         admin_url, origin, embedded = find_server(scratch)
         t0 = time.perf_counter()

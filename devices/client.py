@@ -6,6 +6,12 @@ same connection, last will, birth, retained state, requests matched to replies b
 A subclass says what the device does on its own (``behave``) and how it reacts to
 commands and views from the hall (``on_command``, ``on_display``).
 
+Each device also reads the hall server's presence (``hall/<hall_id>/$server``): when the
+server comes (back) online, every request still waiting for its reply is asked again at
+once, since it may have gone out while nobody listened (the broker had just restarted,
+or in a city another process was taking the hall over). The reply timeout stays the
+fallback for the rest.
+
 This module must never import ``hall``: the edge agent runs without the server.
 """
 
@@ -18,13 +24,22 @@ import random
 import socket
 import ssl
 from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from devices import messages as m
-from devices.topics import QOS, Channel, DeviceKind, device_subscriptions, parse_topic, topic
+from devices.topics import (
+    QOS,
+    Channel,
+    DeviceKind,
+    device_subscriptions,
+    parse_topic,
+    server_topic,
+    topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +100,14 @@ class DeviceClient:
         self._lost = asyncio.Event()
         """Set when the current connection ends: what it carried may be lost with it."""
         self._pending: dict[str, asyncio.Future[m.Reply]] = {}
+        self._server_topic = server_topic(hall_id)
+        self._hall: m.Presence | None = None
+        """What the hall server's presence says on this connection; None before it is heard."""
+        self._hall_since: datetime | None = None
+        """``since`` of the last hall server connection seen online, across our own
+        reconnections: only a new one can have missed a request."""
+        self._hall_back = asyncio.Event()
+        """Set, then replaced, each time a new hall server connection comes online."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: asyncio.TaskGroup | None = None
 
@@ -97,6 +120,17 @@ class DeviceClient:
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
+
+    @property
+    def hall_online(self) -> bool:
+        """Whether the hall server is there to answer: this device is connected and the
+        server's presence says online. While it is not (the broker restarting, a city
+        hall being taken over), a kiosk can say "system busy" instead of hanging; its
+        requests still go out and are asked again the moment the server is back."""
+        return self.connected and isinstance(self._hall, m.HallOnline)
+
+    def on_hall(self, online: bool) -> None:
+        """Called when ``hall_online`` changes."""
 
     # ---------------------------------------------------------------- life
 
@@ -179,7 +213,7 @@ class DeviceClient:
     async def _session(self, client: aiomqtt.Client) -> None:
         """docs/mqtt.md, "Connecting": subscribe, then birth, then state, then listen."""
         try:
-            for name in device_subscriptions(self.hall_id, self.id):
+            for name in [*device_subscriptions(self.hall_id, self.id), self._server_topic]:
                 await client.subscribe(name, qos=QOS)
             birth = m.Birth(kind=self.kind, firmware=self.firmware,
                             config_version=self.config_version)
@@ -200,6 +234,7 @@ class DeviceClient:
                                          qos=QOS, retain=True)
             raise
         finally:
+            self._hall_is(None)  # while connected, so that on_hall hears it go
             self._connected.clear()
             self._client = None
             self._lost.set()
@@ -208,9 +243,10 @@ class DeviceClient:
 
     async def request(self, message: m.Request) -> m.Reply:
         """Ask the hall and wait for its answer. Without one within the reply timeout,
-        or once reconnected after the connection it went out on was lost, ask again
-        with the *same* id: the hall answers a repeated id with its kept reply and
-        changes nothing, so a lost reply never makes a second ticket.
+        once reconnected after the connection it went out on was lost, or as soon as a
+        new hall server connection comes online, ask again with the *same* id: the hall
+        answers a repeated id with its kept reply and changes nothing, so a lost reply
+        never makes a second ticket.
 
         The reply timer runs while the request is published: a publish whose
         connection died waits for its acknowledgement until aiomqtt gives up (10 s),
@@ -222,8 +258,9 @@ class DeviceClient:
             retry = False
             while True:
                 await self._connected.wait()
-                connection_lost = self._lost
+                connection_lost, hall_back = self._lost, self._hall_back
                 lost = asyncio.ensure_future(connection_lost.wait())
+                back = asyncio.ensure_future(hall_back.wait())
                 self.on_sent(message, retry)
                 retry = True
                 sending = asyncio.ensure_future(self._publish_event(payload))
@@ -231,19 +268,24 @@ class DeviceClient:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
                     # cancellation that arrives with the reply, and the device would not stop.
                     async with asyncio.timeout(self.reply_timeout):
-                        await asyncio.wait((future, lost), return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait((future, lost, back),
+                                           return_when=asyncio.FIRST_COMPLETED)
                 except TimeoutError:
                     log.info("%s: no reply to %s %s within %g s; asking again with the same id",
                              self.id, message.type, message.id, self.reply_timeout)
                 finally:
                     sending.cancel()
                     lost.cancel()
+                    back.cancel()
                 if future.done():
                     return future.result()
                 if connection_lost.is_set():
                     log.info("%s: the connection was lost before the reply to %s %s; asking "
                              "again with the same id once reconnected", self.id, message.type,
                              message.id)
+                elif hall_back.is_set():
+                    log.info("%s: the hall server came online with %s %s unanswered; asking "
+                             "again with the same id", self.id, message.type, message.id)
         finally:
             del self._pending[message.id]
 
@@ -267,6 +309,9 @@ class DeviceClient:
     # ------------------------------------------------------------- inbound
 
     def _receive(self, message: aiomqtt.Message) -> None:
+        if str(message.topic) == self._server_topic:
+            self._presence(message.payload, message.retain)
+            return
         parsed = parse_topic(str(message.topic))
         if parsed is None or parsed.device_id != self.id:
             return
@@ -282,6 +327,40 @@ class DeviceClient:
                 self.on_display(m.decode_display(raw))
         except m.MessageError as exc:
             log.warning("%s: a bad %s message from the hall: %s", self.id, parsed.channel, exc)
+
+    def _presence(self, raw: object, retained: bool) -> None:
+        """Only a live ``online`` with a new ``since`` is a return to ask again on. The
+        retained one that our subscription brought was published before it, so the
+        hall was listening before anything we sent on this connection (and what went
+        out on an earlier one is asked again anyway on reconnecting); if it is stale (a
+        broker that kept it over a restart), the live one comes when the hall does.
+
+        Anyone allowed to publish there could send junk: it is logged and changes
+        nothing, the device goes on as it was."""
+        if not isinstance(raw, bytes | bytearray) or not raw:
+            return  # the retained presence being cleared
+        try:
+            presence = m.decode_presence(raw)
+        except m.MessageError as exc:
+            log.warning("%s: ignored a bad hall presence on %s: %s", self.id,
+                        self._server_topic, exc)
+            return
+        self._hall_is(presence)
+        if isinstance(presence, m.HallOnline) and presence.since != self._hall_since:
+            self._hall_since = presence.since
+            log.debug("%s: the hall server is online since %s", self.id,
+                      presence.since.isoformat())
+            if not retained:
+                back, self._hall_back = self._hall_back, asyncio.Event()
+                back.set()
+
+    def _hall_is(self, presence: m.Presence | None) -> None:
+        was = self.hall_online
+        self._hall = presence
+        if isinstance(presence, m.HallOffline) and was:
+            log.debug("%s: the hall server is offline", self.id)
+        if self.hall_online != was:
+            self.on_hall(not was)
 
     def _on_reply(self, reply: m.Reply) -> None:
         if self.lose_reply(reply):

@@ -143,6 +143,28 @@ class Offline(_Status, frozen=True, tag="offline"):
 Status: TypeAlias = Birth | Offline
 
 
+# -------------------------------------------------------------------- presence
+
+
+class HallOnline(_Status, frozen=True, tag="online"):
+    """Published retained on ``hall/<hall_id>/$server`` once the hall server has subscribed
+    to its devices' topics: from now on what a device sends is heard. ``since`` is when
+    this connection began, so a new ``since`` is a new connection, one that never heard
+    what was sent before it, even when no ``offline`` came in between (a broker that died
+    published no will)."""
+
+    since: Annotated[datetime, Meta(tz=True)]
+
+
+class HallOffline(_Status, frozen=True, tag="offline"):
+    """The hall server's last will on ``$server``; a server that stops cleanly (or a
+    city process that gives the hall to another) publishes it itself, since a clean
+    DISCONNECT cancels the will."""
+
+
+Presence: TypeAlias = HallOnline | HallOffline
+
+
 # ----------------------------------------------------------------------- state
 
 
@@ -742,6 +764,7 @@ class _Head(Struct):
 
 _HEAD = msgspec.json.Decoder(_Head)
 _STATUS: msgspec.json.Decoder[Status] = msgspec.json.Decoder(Status)
+_PRESENCE: msgspec.json.Decoder[Presence] = msgspec.json.Decoder(Presence)
 _STATE = msgspec.json.Decoder(DeviceState)
 _REQUEST: msgspec.json.Decoder[Request] = msgspec.json.Decoder(Request)
 _REPLY = msgspec.json.Decoder(Reply)
@@ -828,6 +851,13 @@ _STATES = frozenset({"online", "offline"})
 def decode_status(raw: object) -> Birth | Offline:
     """A ``status`` payload: a birth or a last will."""
     return _decode(raw, _STATUS, "status", "state", _STATES)
+
+
+def decode_presence(raw: object) -> HallOnline | HallOffline:
+    """A ``hall/<hall_id>/$server`` payload: the hall server online since a moment, or
+    gone. Anyone who may publish there could send junk, so devices decode it like the
+    hall decodes theirs."""
+    return _decode(raw, _PRESENCE, "hall presence", "state", _STATES)
 
 
 def decode_state(raw: object) -> DeviceState:
@@ -1314,3 +1344,10 @@ EXAMPLES: dict[str, Example] = {
 """Documented examples, shown verbatim in docs/mqtt.md; keys are the message type,
 with ``/variant`` for more of one type, and ``status.``/``state.``/``reply.`` for the
 untyped channels."""
+
+PRESENCE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "presence.online": {"v": 1, "state": "online", "since": "2026-03-16T08:00:02.417000+08:00"},
+    "presence.offline": {"v": 1, "state": "offline"},
+}
+"""The hall server's presence on ``hall/<hall_id>/$server`` (not a device channel, so
+not in ``EXAMPLES``), shown verbatim in docs/mqtt.md."""

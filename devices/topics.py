@@ -124,6 +124,19 @@ def parse_topic(text: object) -> Topic | None:
     return Topic(hall_id, device_id, found)
 
 
+SERVER_LEVEL = "$server"
+"""The last level of a hall's presence topic: a leading ``$`` no device id can have, so
+it is never a device's subtree, and one level short of the device topics, so the
+server's ``hall/<hall_id>/+/<channel>`` subscriptions never match it."""
+
+
+def server_topic(hall_id: str) -> str:
+    """``hall/<hall_id>/$server``: the hall server's presence, retained (docs/mqtt.md,
+    "Hall presence"), which every device of the hall reads."""
+    _check_id("hall id", hall_id)
+    return f"{PREFIX}/{hall_id}/{SERVER_LEVEL}"
+
+
 def subscriptions(hall_id: str) -> list[str]:
     """The server's subscriptions: what every device of the hall publishes."""
     _check_id("hall id", hall_id)

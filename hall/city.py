@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,17 @@ class LedHall:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+async def writers_pool(url: str, size: int) -> asyncpg.Pool:
+    """Connections for the halls' group commits alone. A commit is one statement that
+    leaves nothing behind on its connection, so the pool's reset (a round trip on
+    every release) is skipped, and commits never queue behind the API's queries."""
+    async def keep(_connection: asyncpg.Connection) -> None:
+        return None
+
+    pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=size, reset=keep)
+    return pool
+
+
 class CityMetrics:
     def __init__(self, process: str) -> None:
         self.registry = CollectorRegistry()
@@ -63,10 +75,12 @@ class CityMetrics:
 
 
 class CityProcess:
-    def __init__(self, config: CityConfig, pool: asyncpg.Pool, database_url: str,
-                 mqtt_url: str, name: str, data_key: DataKey) -> None:
+    def __init__(self, config: CityConfig, pool: asyncpg.Pool, writers: asyncpg.Pool,
+                 database_url: str, mqtt_url: str, name: str, data_key: DataKey) -> None:
         self.config = config
         self.pool = pool
+        self.writers = writers
+        """The halls' group commits take turns on these (``writers_pool``)."""
         self.mqtt_url = mqtt_url
         self.name = name
         self.data_key = data_key
@@ -85,7 +99,7 @@ class CityProcess:
         assert config is not None
         began = time.perf_counter()
         server = HallServer.assemble(config, self.pool, WallClock(config.timezone),
-                                     self.data_key, hold_writer=False,
+                                     self.data_key, writers=self.writers,
                                      notify_listener=self.notify_listener)
         try:
             await server.start()
@@ -112,6 +126,10 @@ class CityProcess:
         ])
         self.halls[hall_id] = led
         await self._record_leader(hall_id, config.http_port)
+        # What a hall keeps for its whole life (layout, config, the restored day) need
+        # not be walked by every full collection: with a hundred halls those walks
+        # stalled every hall for up to a second (bench/city.py).
+        gc.freeze()
         seconds = time.perf_counter() - began
         self.metrics.takeovers.inc()
         self.metrics.led.set(len(self.halls))

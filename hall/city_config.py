@@ -53,8 +53,10 @@ class _UrlTable(_Table):
 class _DatabaseTable(_Table):
     url: str | None = Field(default=None, min_length=1)
     pool_size: int = Field(default=16, ge=2, le=200)
-    """Connections per process, shared by every hall it leads: the database's
-    max_connections must cover all processes' pools plus one each for leadership."""
+    """Connections per process for what the halls it leads ask the database."""
+    writers: int = Field(default=4, ge=1, le=100)
+    """Connections per process for its halls' group commits. The database's
+    max_connections must cover every process's pool_size + writers + 1 (leadership)."""
 
 
 class _LeadershipTable(_Table):
@@ -78,6 +80,7 @@ class CityConfig:
     advertise: str
     database_url: str | None
     pool_size: int
+    writers: int
     mqtt_url: str | None
     interval_seconds: float
 
@@ -110,6 +113,7 @@ def load_city_config(path: str | Path) -> CityConfig:
         advertise=(http.advertise or f"http://{http.host}").rstrip("/"),
         database_url=os.environ.get("HALL_DATABASE_URL") or city.database.url,
         pool_size=city.database.pool_size,
+        writers=city.database.writers,
         mqtt_url=os.environ.get("HALL_MQTT_URL") or (city.mqtt.url if city.mqtt else None),
         interval_seconds=city.leadership.interval_seconds,
     )

@@ -15,7 +15,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
-from hall.city import CityProcess
+from hall.city import CityProcess, writers_pool
 from hall.city_config import CityConfig, load_city_config
 from hall.config import ConfigError
 from hall.migrate import migrate
@@ -52,12 +52,13 @@ async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) 
         pool = await asyncpg.create_pool(database.url, min_size=2, max_size=config.pool_size)
         async with pool.acquire() as connection:
             await migrate(connection)
+        writers = await writers_pool(database.url, config.writers)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"error: cannot open the city's database: {exc}", file=sys.stderr)
         database.close()
         return 2
     assert config.mqtt_url is not None
-    process = CityProcess(config, pool, database.url, config.mqtt_url, name, data_key)
+    process = CityProcess(config, pool, writers, database.url, config.mqtt_url, name, data_key)
     runner = web.AppRunner(process.build_app(), access_log=None)
     await runner.setup()
     try:
@@ -66,6 +67,7 @@ async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) 
         print(f"error: cannot listen on {config.http_host}:{port}: {exc.strerror}",
               file=sys.stderr)
         await runner.cleanup()
+        await writers.close()
         await pool.close()
         database.close()
         return 2
@@ -85,6 +87,7 @@ async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) 
         await leading
     await process.notify_listener.close()
     await runner.cleanup()
+    await writers.close()
     await pool.close()
     database.close()
     print(f"SmartHall city: process {name} stopped", flush=True)

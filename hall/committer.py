@@ -76,8 +76,8 @@ class GroupCommitter:
         self.pool = pool
         self._hold = hold_connection
         """Keep the writer's connection between batches (one hall per server). A city
-        process leading many halls gives it back after each batch instead: a held
-        connection per hall would exhaust the database's connections."""
+        process leading many halls gives it back to a pool of writers after each batch
+        instead: a held connection per hall would exhaust the database's connections."""
         self.store = store
         self.next_seq = 1
         self._on_committed = on_committed

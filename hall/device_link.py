@@ -8,7 +8,9 @@ it made, so a retry after a lost answer gets the answer again and never a
 second ticket or a second call. Requests from one device are handled in
 order, different devices concurrently (so their changes share commits).
 What screens show is published retained and whole, so a screen that comes
-back resyncs from the broker alone.
+back resyncs from the broker alone. The hall's presence, retained on
+``hall/<hall_id>/$server``, tells devices when it is listening again, so that
+they ask again at once what they sent while it was away.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ import aiomqtt
 
 from devices import messages as m
 from devices.registry import DeviceChange, DeviceSpec, PrintJobs, PrintProblem
-from devices.topics import Channel, DeviceKind, parse_topic, subscriptions, topic
+from devices.topics import (
+    Channel,
+    DeviceKind,
+    parse_topic,
+    server_topic,
+    subscriptions,
+    topic,
+)
 from hall.checkin import CheckInRefused, check_in
 from hall.client_views import Displays, Scope
 from hall.committer import CommitFailed
@@ -149,7 +158,11 @@ class DeviceLink:
                 delay = min(delay * 2, 10.0)
 
     async def _session(self) -> None:
+        """Presence (docs/mqtt.md, "Hall presence"): the will says offline if this
+        connection dies; online goes out only once subscribed, so a device that asks
+        again on seeing it is heard."""
         parts = urlsplit(self.url)
+        presence = server_topic(self.hall_id)
         async with aiomqtt.Client(
             hostname=parts.hostname or "127.0.0.1",
             port=parts.port or 1883,
@@ -160,20 +173,42 @@ class DeviceLink:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             max_inflight_messages=MAX_IN_FLIGHT,
             logger=MQTT_LOG,
+            will=aiomqtt.Will(presence, m.encode(m.HallOffline()), qos=1, retain=True),
         ) as client:
-            for pattern in subscriptions(self.hall_id):
-                await client.subscribe(pattern, qos=1)
-            self.connected.set()
-            log.info("device bus connected at %s", parts.hostname)
-            self._publish_all_displays()
-            sender = asyncio.create_task(self._send(client))
             try:
-                async for message in client.messages:
-                    self._receive(message)
-            finally:
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sender
+                for pattern in subscriptions(self.hall_id):
+                    await client.subscribe(pattern, qos=1)
+                await client.publish(presence, m.encode(self._online()), qos=1, retain=True)
+                self.connected.set()
+                log.info("device bus connected at %s", parts.hostname)
+                await self._listen(client)
+            except asyncio.CancelledError:
+                await self._say_offline(client, presence)
+                raise
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        self._publish_all_displays()
+        sender = asyncio.create_task(self._send(client))
+        try:
+            async for message in client.messages:
+                self._receive(message)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    def _online(self) -> m.HallOnline:
+        """Wall time, not the hall's clock (which tests may hold still): a device tells
+        this connection from the last one by ``since`` alone."""
+        return m.HallOnline(since=datetime.now(self.server.config.timezone))
+
+    async def _say_offline(self, client: aiomqtt.Client, presence: str) -> None:
+        """Stopped cleanly (the hall stops, or its city process hands it to another):
+        the clean DISCONNECT that follows cancels the will, so say it ourselves. Briefly:
+        a broker that does not answer must not hold the stop up."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(2):
+                await client.publish(presence, m.encode(m.HallOffline()), qos=1, retain=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         """Many publishes in flight at once: waiting for each acknowledgement

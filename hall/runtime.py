@@ -57,16 +57,18 @@ class Unavailable(Exception):
 class HallRuntime:
     def __init__(
         self, config: HallConfig, clock: Clock, bus: EventBus, pool: asyncpg.Pool,
-        *, hold_writer: bool = True,
+        *, writers: asyncpg.Pool | None = None,
     ) -> None:
+        """``writers``: a pool the commits share with other halls' (a city process);
+        without it the hall's writer holds a connection of ``pool`` of its own."""
         self.config = config
         self.clock = clock
         self.bus = bus
         self.hall_id = config.layout.hall_id
         self.store = EventStore(pool, self.hall_id)
         self.committer = GroupCommitter(
-            pool, self.store, on_committed=bus.publish, on_failed=self._commit_failed,
-            hold_connection=hold_writer,
+            writers or pool, self.store, on_committed=bus.publish,
+            on_failed=self._commit_failed, hold_connection=writers is None,
         )
         self.engine = Engine(config.layout)
         self.device_replies = DeviceStore(pool, self.hall_id)

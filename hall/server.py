@@ -69,12 +69,12 @@ class HallServer:
     @classmethod
     def assemble(
         cls, config: HallConfig, pool: asyncpg.Pool, clock: Clock, data_key: DataKey,
-        *, hold_writer: bool = True, notify_listener: NotifyListener | None = None,
+        *, writers: asyncpg.Pool | None = None, notify_listener: NotifyListener | None = None,
     ) -> HallServer:
-        """``hold_writer`` (see ``GroupCommitter``) False and one ``notify_listener``
-        for all when one process leads many halls: neither may hold a connection per hall."""
+        """One pool of ``writers`` (see ``HallRuntime``) and one ``notify_listener`` for
+        all when one process leads many halls: neither may hold a connection per hall."""
         hall_id = config.layout.hall_id
-        runtime = HallRuntime(config, clock, EventBus(), pool, hold_writer=hold_writer)
+        runtime = HallRuntime(config, clock, EventBus(), pool, writers=writers)
         sessions = SessionStore(pool, config.auth.session_ttl)
         vault = Vault(data_key)
         citizens = CitizenStore(pool, vault, hall_id)
