@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -40,7 +39,7 @@ import asyncpg
 from aiohttp import web
 
 from devices.simulator import SimService, Simulation
-from hall import logs
+from hall import collector, logs
 from hall.auth import verify_password
 from hall.broker import Broker, start_broker
 from hall.clock import Clock, SimulatedClock, WallClock
@@ -317,7 +316,7 @@ async def serve(config: HallConfig, args: argparse.Namespace) -> int:
     broker: Broker | None = None
     try:
         await server.start()
-        gc.freeze()  # the config and the restored day live as long as the server: see hall/city.py
+        collector.install()
         mqtt_url = os.environ.get("HALL_MQTT_URL")
         if not mqtt_url:
             broker = await start_broker(Path("var") / "mqtt")
@@ -354,7 +353,9 @@ async def listen(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    background = [asyncio.create_task(runtime.keep_time()), asyncio.create_task(link.run())]
+    background = [asyncio.create_task(runtime.keep_time()), asyncio.create_task(link.run()),
+                  asyncio.create_task(collector.sweep_nightly(config.rollover_hour,
+                                                              config.timezone))]
     devices_stop = asyncio.Event()
     simulation: Simulation | None = None
     simulated: asyncio.Task[None] | None = None

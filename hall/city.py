@@ -126,10 +126,7 @@ class CityProcess:
         ])
         self.halls[hall_id] = led
         await self._record_leader(hall_id, config.http_port)
-        # What a hall keeps for its whole life (layout, config, the restored day) need
-        # not be walked by every full collection: with a hundred halls those walks
-        # stalled every hall for up to a second (bench/city.py).
-        gc.freeze()
+        gc.freeze()  # what the hall keeps for life: see hall/collector.py
         seconds = time.perf_counter() - began
         self.metrics.takeovers.inc()
         self.metrics.led.set(len(self.halls))

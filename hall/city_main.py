@@ -15,6 +15,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
+from hall import collector
 from hall.city import CityProcess, writers_pool
 from hall.city_config import CityConfig, load_city_config
 from hall.config import ConfigError
@@ -76,12 +77,17 @@ async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     leading = asyncio.create_task(process.leadership.run(), name="leadership")
+    collector.install()
+    first = config.halls[0]
+    sweeping = asyncio.create_task(
+        collector.sweep_nightly(first.rollover_hour, first.timezone), name="gc-sweep")
     print(f"SmartHall city {config.name!r}: process {name} on "
           f"http://{config.http_host}:{port} competing for {len(config.halls)} halls",
           flush=True)
     await stop.wait()
     print(f"SmartHall city: process {name} stopping", flush=True)
     await process.leadership.stop()
+    sweeping.cancel()
     leading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await leading

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+import paho.mqtt.client as paho_mqtt
 
 from devices import messages as m
 from devices.registry import DeviceChange, DeviceSpec, PrintJobs, PrintProblem
@@ -103,6 +104,7 @@ class Outgoing:
     topic: str
     payload: bytes
     retain: bool
+    qos: int
 
 
 class DeviceLink:
@@ -211,23 +213,18 @@ class DeviceLink:
                 await client.publish(presence, m.encode(m.HallOffline()), qos=1, retain=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        """Many publishes in flight at once: waiting for each acknowledgement
-        capped the hall at a few thousand messages a second. The client sends
-        them in order, so a screen still gets its views in order.
+        """Every message is handed to paho at once, without waiting for its
+        acknowledgement: paho keeps up to MAX_IN_FLIGHT unacknowledged, queues the
+        rest and sends them in order, so a screen still gets its views in order.
+        aiomqtt's ``publish`` has no form that does not wait, and waiting (a task,
+        an event, a timer and a semaphore per message) was the largest cost of a
+        city process leading a hundred halls (bench/city.py), so this reaches
+        paho's client under it (aiomqtt and paho are pinned).
 
         A commit wakes this task and the requests it answered together; this
         task lets them go first (one turn of the loop), so their replies are
         posted before the views are even drawn, then sends in priority order."""
-        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-
-        async def publish(item: Outgoing) -> None:
-            try:
-                await client.publish(item.topic, item.payload, qos=1, retain=item.retain)
-            except aiomqtt.MqttError as exc:
-                log.warning("publish to %s failed: %s", item.topic, exc)
-            finally:
-                in_flight.release()
-
+        paho = client._client
         while True:
             await self._outbox_ready.wait()
             await asyncio.sleep(0)
@@ -235,8 +232,10 @@ class DeviceLink:
             self._draw_due()
             while not self._outbox.empty():
                 _, _, item = self._outbox.get_nowait()
-                await in_flight.acquire()
-                self._spawn(publish(item))
+                info = paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+                if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
+                    log.warning("publish to %s failed: %s", item.topic,
+                                paho_mqtt.error_string(info.rc))
 
     def publish_display(self, device_id: str, payload: bytes) -> None:
         """A view from another part of the hall (signage: hall/signage_publisher.py) for a
@@ -258,8 +257,13 @@ class DeviceLink:
             log.error("not sent to %s: a %d-byte %s message is over the protocol's %d-byte "
                       "limit", device_id, len(payload), channel, m.MAX_MESSAGE_BYTES)
             return
-        outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained)
-        priority = 1 if channel is Channel.DISPLAY else 0
+        view = channel is Channel.DISPLAY
+        # A view at QoS 0: each replaces the last, the broker keeps the latest for a
+        # screen that reconnects, and the hall sends them all again when it does; an
+        # acknowledgement for every one of them only cost (docs/mqtt.md, "Topics").
+        outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained,
+                            qos=0 if view else 1)
+        priority = 1 if view else 0
         self._outbox.put_nowait((priority, next(self._posted), outgoing))
         self._outbox_ready.set()
 
