@@ -38,6 +38,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from devices.client import stop_task
 from devices.simulator import SimService, Simulation
 from hall import collector, logs
 from hall.auth import verify_password
@@ -388,17 +389,15 @@ async def listen(
     await stop.wait()
     print("SmartHall: stopping", flush=True)
     devices_stop.set()  # each simulated device says it is offline, then stops
-    for task in background:
-        if task is not simulated:
-            task.cancel()
+    others = [task for task in background if task is not simulated]
+    for task in others:
+        task.cancel()
     if simulated is not None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await asyncio.shield(simulated)
-        simulated.cancel()
-    for task in background:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        others.append(simulated)
+    await asyncio.gather(*(stop_task(task) for task in others))
     await runner.cleanup()
     return 0
 

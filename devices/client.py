@@ -142,9 +142,7 @@ class DeviceClient:
             self._tasks.add(group.create_task(self.behave()))
             connection = group.create_task(self._stay_connected())
             await stop.wait()
-            for task in list(self._tasks):
-                task.cancel()
-            connection.cancel()
+            await asyncio.gather(*(stop_task(task) for task in [*self._tasks, connection]))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Handle a command on the side: the message loop must go on reading, or the
@@ -391,6 +389,20 @@ def _no_delay(client: aiomqtt.Client) -> None:
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def stop_task(task: asyncio.Task[Any], *, every: float = 1.0) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again every ``every``
+    seconds. On Python 3.11 aiomqtt waits with ``asyncio.wait_for``, which can swallow
+    a cancellation that arrives just as what it waits for completes; the task then
+    waits on in its message loop for ever (seen: an agent stopped right after its
+    devices' births hung until systemd killed it)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=every)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with an error while stopping", task.get_name(),
+                  exc_info=task.exception())
 
 
 def still_cancelled(error: aiomqtt.MqttError) -> None:

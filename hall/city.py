@@ -16,7 +16,6 @@ leader at ``/city/halls``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -26,6 +25,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from devices.client import stop_task
 from hall.city_config import CityConfig
 from hall.clock import WallClock
 from hall.device_link import DeviceLink
@@ -140,11 +140,7 @@ class CityProcess:
         if led is None:
             return
         self.metrics.led.set(len(self.halls))
-        for task in led.tasks:
-            task.cancel()
-        for task in led.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stop_task(task) for task in led.tasks))
         await led.runner.cleanup()
         await led.server.stop()
         log.info("released hall %s", hall_id)
