@@ -10,6 +10,7 @@ all at the end.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,7 @@ from tests.mqtt_kit import Mosquitto, start_mosquitto
 from tests.pcsc_kit import Pcscd, require_system
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PCSCD_TURN = Path("/tmp/smarthall-tests-pcscd.lock")
 
 
 def answers(url: str) -> bool:
@@ -122,12 +124,15 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     """One pcscd with the vpcd virtual reader for the whole run: vpcd's port stays busy
-    for a while after a pcscd stops, so starting one per module would race it."""
+    for a while after a pcscd stops, so starting one per module would race it. With
+    several test workers, one at a time holds it (a lock file), for the rest of its run."""
     require_system()
-    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    with PCSCD_TURN.open("w") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # a second test worker waits for its turn
+        daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
+        daemon.start()
+        yield daemon
+        daemon.stop()
 
 
 @pytest.fixture
