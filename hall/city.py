@@ -28,9 +28,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from devices.client import stop_task
 from hall.city_config import CityConfig
 from hall.clock import WallClock
+from hall.committer import STORAGE_ERRORS
 from hall.device_link import DeviceLink
 from hall.http import build_app
-from hall.leadership import STORAGE_ERRORS, Leadership, held_halls
+from hall.leadership import Leadership, held_halls
 from hall.notify.listener import NotifyListener
 from hall.pii import DataKey
 from hall.server import HallServer

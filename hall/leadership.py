@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
+from hall.committer import STORAGE_ERRORS
+
 log = logging.getLogger(__name__)
 
 MEMBERS = 0x5348_0001
@@ -42,8 +44,6 @@ counted members at different moments) before anyone takes it anyway."""
 FIRST_RETRY, LAST_RETRY = 0.5, 5.0
 """Seconds between attempts to reach the database again, doubling."""
 
-STORAGE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
-                  asyncpg.InternalClientError)
 
 _HELD = """
 SELECT objid::bigint FROM pg_locks

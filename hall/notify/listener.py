@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import asyncpg
 
+from hall.committer import STORAGE_ERRORS
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "hall_notify"
-STORAGE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
-                  asyncpg.InternalClientError)
 
 Wake = Callable[[], None]
 
