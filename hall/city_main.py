@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -86,11 +85,8 @@ async def run_city(config: CityConfig, name: str, port: int, data_key: DataKey) 
           flush=True)
     await stop.wait()
     print(f"SmartHall city: process {name} stopping", flush=True)
-    await process.leadership.stop()
+    await process.leadership.stop(leading)
     sweeping.cancel()
-    leading.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await leading
     await process.notify_listener.close()
     await runner.cleanup()
     await writers.close()

@@ -90,10 +90,14 @@ class Leadership:
         """Halls this process started leading, over its life."""
         self._unled_rounds: Counter[str] = Counter()
         self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set when the connection is lost or ``stop`` is called: ends the wait between rounds."""
 
     async def run(self) -> None:
+        """Lead until ``stop``: a round in progress always finishes first."""
         delay = FIRST_RETRY
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._session()
             except STORAGE_ERRORS as exc:
@@ -104,26 +108,49 @@ class Leadership:
                     delay = FIRST_RETRY  # it worked until now: the database is back soon
                 self.joined.clear()
                 await self._resign_all()
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
             delay = min(delay * 2, LAST_RETRY)
 
-    async def stop(self) -> None:
-        """Resign every hall; the locks go with the connection when ``run`` is cancelled."""
+    async def stop(self, running: asyncio.Task[None], grace: float = 30.0) -> None:
+        """End ``running`` (the task of ``run``) after its round, resigning every hall.
+
+        Cancelling a round could leave a hall half started, with nobody to stop it
+        (seen: a SIGTERM that came while a hall started left its device link running
+        until the loop closed); so the round finishes, unless it outlasts ``grace``.
+        The locks go with the connection."""
+        self._stopping.set()
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(running), grace)
+        if not running.done():
+            log.warning("leadership: the round did not end within %.0f s; cancelled", grace)
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await self._resign_all()
 
     async def _session(self) -> None:
         connection = await asyncpg.connect(self.url)
         self._lost.clear()
-        connection.add_termination_listener(lambda _c: self._lost.set())
+        if not self._stopping.is_set():
+            self._wake.clear()
+
+        def lost(_connection: asyncpg.Connection) -> None:
+            self._lost.set()
+            self._wake.set()
+
+        connection.add_termination_listener(lost)
         try:
             self.slot = await self._join(connection)
             self.joined.set()
             log.info("leadership: joined the city as member %d", self.slot)
-            while True:
+            while not self._stopping.is_set():
                 await self._round(connection)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval):
-                        await self._lost.wait()
+                        await self._wake.wait()
                 if self._lost.is_set() or connection.is_closed():
                     raise ConnectionResetError("the leadership connection was closed")
         finally:

@@ -178,6 +178,40 @@ async def test_a_process_whose_lock_connection_is_cut_stops_leading_at_once(
     await settled(members)
 
 
+async def test_a_stop_while_halls_are_starting_lets_them_start_then_resigns_every_one(
+    db_url: str,
+) -> None:
+    """A SIGTERM can arrive while a round is starting halls: cancelling it would
+    leave them half started with nobody to stop them."""
+    log: list[tuple[str, str]] = []
+    starting = asyncio.Event()
+    may_finish = asyncio.Event()
+
+    async def lead(hall_id: str) -> bool:
+        log.append(("lead", hall_id))
+        starting.set()
+        await may_finish.wait()
+        log.append(("led", hall_id))
+        return True
+
+    async def resign(hall_id: str) -> None:
+        log.append(("resign", hall_id))
+
+    leadership = Leadership(db_url, HALLS, lead=lead, resign=resign, interval=0.1)
+    running = asyncio.create_task(leadership.run())
+    await asyncio.wait_for(starting.wait(), 5)
+    stopping = asyncio.create_task(leadership.stop(running))
+    await asyncio.sleep(0.3)
+    assert not stopping.done()
+    may_finish.set()
+    await asyncio.wait_for(stopping, 5)
+    assert running.done()
+    led = {hall for what, hall in log if what == "led"}
+    assert led == set(HALLS)
+    assert {hall for what, hall in log if what == "resign"} == led
+    assert not leadership.led
+
+
 async def test_a_stale_leaders_commit_is_refused_and_it_rebuilds_behind_the_new_one(
     pool: asyncpg.Pool,
 ) -> None:
@@ -248,6 +282,11 @@ class Kiosks:
             await asyncio.sleep(rng.uniform(0.005, 0.03))
 
 
+PACE = 0.1
+"""Seconds between a bus kiosk's requests: well under the hall's per-device rate limit
+(hall.device_link.RATE_PER_SECOND), which drops what a device sends beyond it."""
+
+
 class BusKiosk:
     """A kiosk on the shared broker: it knows no server, only its hall's topics, and
     asks again with the same id when its hall's server comes online, or when no reply
@@ -277,7 +316,7 @@ class BusKiosk:
             assert reply.ok and reply.result is not None, reply
             ticket = reply.result["ticket"]
             self.acknowledged[ticket["id"]] = ticket["number"]
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(PACE)
         gone.set()
         await connection
 
