@@ -38,6 +38,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from devices.broker_url import BrokerAddress
 from devices.client import stop_task
 from devices.simulator import SimService, Simulation
 from hall import collector, logs
@@ -419,7 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
-    if args.command == "simulate":
+    simulating = args.command == "simulate"
+    mqtt_url = args.mqtt_url if simulating else os.environ.get("HALL_MQTT_URL")
+    if mqtt_url:
+        try:
+            BrokerAddress.parse(mqtt_url)
+        except ValueError as exc:
+            source = "--mqtt-url" if simulating else "HALL_MQTT_URL"
+            print(f"error: {source} cannot be used: {exc}", file=sys.stderr)
+            return 2
+    if simulating:
         return asyncio.run(simulate(config, args))
     return asyncio.run(serve(config, args))
 

@@ -22,15 +22,15 @@ import contextlib
 import logging
 import random
 import socket
-import ssl
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiomqtt
 
 from devices import messages as m
+from devices.broker_url import BrokerAddress
 from devices.topics import (
     QOS,
     Channel,
@@ -70,7 +70,8 @@ class DeviceClient:
     jittered delay), its retained birth and state, its requests and what the hall sends.
 
     ``password`` is for a broker that checks devices (username = device id); a password
-    in ``broker_url`` is used when ``password`` is not given.
+    in ``broker_url`` is used when ``password`` is not given. A ``broker_url`` that
+    cannot be used raises ValueError here, not at each reconnection.
     """
 
     def __init__(
@@ -90,7 +91,8 @@ class DeviceClient:
         self.id = device_id
         self.kind = kind
         self.broker_url = broker_url
-        self.password = password if password is not None else _url_password(broker_url)
+        self._broker = BrokerAddress.parse(broker_url)
+        self.password = password if password is not None else self._broker.password
         self.firmware = firmware
         self.config_version = config_version
         self.reply_timeout = reply_timeout
@@ -192,11 +194,10 @@ class DeviceClient:
                 forget_disconnection(client)
 
     def _connect(self) -> aiomqtt.Client:
-        parts = urlsplit(self.broker_url)
-        secure = parts.scheme in ("mqtts", "ssl")
+        broker = self._broker
         return aiomqtt.Client(
-            parts.hostname or "127.0.0.1",
-            parts.port or (8883 if secure else 1883),
+            broker.host,
+            broker.port,
             identifier=self.id,
             logger=MQTT_LOG,
             username=self.id if self.password else None,
@@ -205,7 +206,7 @@ class DeviceClient:
             keepalive=KEEPALIVE,
             will=aiomqtt.Will(self.topic(Channel.STATUS), m.encode(m.Offline()), qos=QOS,
                               retain=True),
-            tls_context=ssl.create_default_context() if secure else None,
+            tls_context=broker.tls_context(),
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -376,11 +377,6 @@ class DeviceClient:
 
     def on_display(self, display: m.Display) -> None:
         log.debug("%s: ignored a %s view", self.id, display.type)
-
-
-def _url_password(url: str) -> str | None:
-    password = urlsplit(url).password
-    return unquote(password) if password is not None else None
 
 
 def _no_delay(client: aiomqtt.Client) -> None:

@@ -160,6 +160,9 @@ class Registry:
 
     def __init__(self, specs: Iterable[DeviceSpec]) -> None:
         self._devices: dict[str, DeviceStatus] = {}
+        self.spec_version = 0
+        """Counts the changes of what devices are (one added, one approved): what is
+        built from the specs, such as which screens show what, is rebuilt only then."""
         for spec in specs:
             if spec.id in self._devices:
                 raise ValueError(f"device {spec.id!r} is listed twice")
@@ -175,6 +178,7 @@ class Registry:
             self._devices[device_id] = DeviceStatus(
                 device_id, None, last_seen=now, quarantined=True
             )
+            self.spec_version += 1
             return [DeviceChange("device.quarantined", device_id, now)]
         if status.last_seen is None or now > status.last_seen:
             self._devices[device_id] = replace(status, last_seen=now)
@@ -294,6 +298,7 @@ class Registry:
         if status is None:
             status = DeviceStatus(device_id, None)
         self._devices[device_id] = replace(status, spec=spec, quarantined=False, approved_by=by)
+        self.spec_version += 1
         return [
             DeviceChange(
                 "device.approved",

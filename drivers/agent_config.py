@@ -14,11 +14,22 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from devices.broker_url import BrokerAddress
 from devices.topics import ID_PATTERN, DeviceKind
 
 DeviceId = Annotated[str, Field(pattern=rf"^{ID_PATTERN}$")]
+
+
+def _broker_url(value: str) -> str:
+    """Checked here so that a bad URL is a line of the file's problems, not a
+    traceback when the devices start."""
+    BrokerAddress.parse(value)
+    return value
+
+
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 
 
 class _Strict(BaseModel):
@@ -162,7 +173,7 @@ class AgentSection(_Strict):
     hall: DeviceId
     hall_name: str = ""
     """Printed at the top of each ticket."""
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: BrokerUrl = "mqtt://127.0.0.1:1883"
     server_url: str = "http://127.0.0.1:8080"
     """The hall server's HTTP API, for what is too big for the bus (document scans)."""
     firmware: str = "smarthall-agent 1"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from devices.broker_url import BrokerAddress
 from hall.config import (
     ConfigError,
     HallConfig,
@@ -102,6 +103,13 @@ def load_city_config(path: str | Path) -> CityConfig:
     files, problems = _hall_files(path.parent, city.city.halls)
     halls = tuple(load_hall_config(file) for file in files)
     problems += _clashes(halls)
+    mqtt_url = os.environ.get("HALL_MQTT_URL") or (city.mqtt.url if city.mqtt else None)
+    if mqtt_url:
+        try:
+            BrokerAddress.parse(mqtt_url)
+        except ValueError as exc:
+            where = "HALL_MQTT_URL" if os.environ.get("HALL_MQTT_URL") else "mqtt.url"
+            problems.append(Problem(where, str(exc)))
     if problems:
         raise ConfigError(source, problems)
     http = city.http
@@ -114,7 +122,7 @@ def load_city_config(path: str | Path) -> CityConfig:
         database_url=os.environ.get("HALL_DATABASE_URL") or city.database.url,
         pool_size=city.database.pool_size,
         writers=city.database.writers,
-        mqtt_url=os.environ.get("HALL_MQTT_URL") or (city.mqtt.url if city.mqtt else None),
+        mqtt_url=mqtt_url,
         interval_seconds=city.leadership.interval_seconds,
     )
 

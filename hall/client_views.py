@@ -19,7 +19,6 @@ milliseconds and could outgrow the protocol's message limit. So:
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 MAX_CALLING = 20
 """Calling windows a board lists, the latest called first."""
 RECENT_CALLS = 10
-AUDIENCE_TTL = 1.0
-"""Seconds the device index is trusted: a manager's approval reaches the
-registry without passing here, so a newly approved board waits at most this."""
-
 Scope = int | None
 """A floor, or None for the whole hall."""
 HALL: Scope = None
@@ -106,10 +101,13 @@ class Displays:
 
     def __init__(self, runtime: HallRuntime, staff_names: Mapping[str, str],
                  devices: Callable[[], Iterable[DeviceStatus]],
+                 spec_version: Callable[[], int] = lambda: 0,
                  limit: int = m.MAX_MESSAGE_BYTES) -> None:
         self.runtime = runtime
         self.staff_names = staff_names
         self._devices = devices
+        self._spec_version = spec_version
+        """Changes when a device is added or approved (``Registry.spec_version``)."""
         self.limit = limit
         layout = runtime.engine.layout
         self.scope_of_area: dict[str, int] = {a.id: a.floor for a in layout.areas.values()}
@@ -131,7 +129,7 @@ class Displays:
         self._sent = _Sent()
         self._trimmed: dict[Scope, int] = {}
         self._audience: Audience | None = None
-        self._audience_at = 0.0
+        self._audience_version = -1
         self.resync()
 
     # -------------------------------------------------------------- state
@@ -201,11 +199,13 @@ class Displays:
     # -------------------------------------------------------------- devices
 
     def audience(self) -> Audience:
-        now = time.monotonic()
-        if self._audience is None or now - self._audience_at > AUDIENCE_TTL:
+        """Rebuilt only when the devices' specs changed: walking every device of a
+        large hall on each draw (it was every second) stalled every answer behind it."""
+        version = self._spec_version()
+        if self._audience is None or version != self._audience_version:
             self._audience = audience_of(self._devices(), self.scope_of_area,
                                          self._screen_of_window)
-            self._audience_at = now
+            self._audience_version = version
         return self._audience
 
     def forget_audience(self) -> None:

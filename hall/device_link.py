@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 import paho.mqtt.client as paho_mqtt
 
 from devices import messages as m
+from devices.broker_url import BrokerAddress
 from devices.registry import DeviceChange, DeviceSpec, PrintJobs, PrintProblem
 from devices.topics import (
     Channel,
@@ -109,8 +109,11 @@ class Outgoing:
 
 class DeviceLink:
     def __init__(self, server: HallServer, url: str) -> None:
+        """A ``url`` that cannot be used raises ValueError here: start-up says so
+        instead of the link retrying for ever."""
         self.server = server
         self.url = url
+        self.broker = BrokerAddress.parse(url)
         self.registry = server.devices
         self.hall_id = server.config.layout.hall_id
         self.store = DeviceStore(server.pool, self.hall_id)
@@ -121,7 +124,9 @@ class DeviceLink:
         self._buckets: dict[str, TokenBucket] = {}
         self._board_refresh: asyncio.TimerHandle | None = None
         self._staff_names: dict[str, str] = {}
-        self._displays = Displays(server.runtime, self._staff_names, self.registry.all)
+        registry = self.registry
+        self._displays = Displays(server.runtime, self._staff_names, registry.all,
+                                  lambda: registry.spec_version)
         self._outbox_ready = asyncio.Event()
         """Something to send or to draw: set by _post and by committed events."""
         self._calls_due: list[m.CallView] = []
@@ -163,13 +168,14 @@ class DeviceLink:
         """Presence (docs/mqtt.md, "Hall presence"): the will says offline if this
         connection dies; online goes out only once subscribed, so a device that asks
         again on seeing it is heard."""
-        parts = urlsplit(self.url)
+        broker = self.broker
         presence = server_topic(self.hall_id)
         async with aiomqtt.Client(
-            hostname=parts.hostname or "127.0.0.1",
-            port=parts.port or 1883,
-            username=parts.username,
-            password=parts.password,
+            hostname=broker.host,
+            port=broker.port,
+            username=broker.username,
+            password=broker.password,
+            tls_context=broker.tls_context(),
             identifier=f"hall-server-{self.hall_id}",
             clean_session=True,
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
@@ -182,7 +188,8 @@ class DeviceLink:
                     await client.subscribe(pattern, qos=1)
                 await client.publish(presence, m.encode(self._online()), qos=1, retain=True)
                 self.connected.set()
-                log.info("device bus connected at %s", parts.hostname)
+                log.info("device bus connected at %s:%d%s", broker.host, broker.port,
+                         " (TLS)" if broker.tls else "")
                 await self._listen(client)
             except asyncio.CancelledError:
                 await self._say_offline(client, presence)

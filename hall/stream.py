@@ -74,12 +74,21 @@ class EventStream:
         self.subscriptions: set[Subscription] = set()
         self._sockets: set[web.WebSocketResponse] = set()
         self._encoded: dict[int, str] = {}
+        self._index: AreaIndex | None = None
         runtime.bus.subscribe(self._deliver)
 
-    def _deliver(self, events: Sequence[StoredEvent]) -> None:
+    def _area_index(self) -> AreaIndex:
         layout = self.runtime.config.layout
+        if self._index is None or self._index.layout is not layout:
+            self._index = AreaIndex(layout)
+        return self._index
+
+    def _deliver(self, events: Sequence[StoredEvent]) -> None:
+        if not self.subscriptions:
+            return
+        index = self._area_index()
         for stored in events:
-            areas = areas_of(stored.event, layout)
+            areas = index.areas_of(stored.event)
             for subscription in self.subscriptions:
                 if subscription.overflowed or not subscription.wants(stored, areas):
                     continue
@@ -142,11 +151,11 @@ class EventStream:
         )
 
     async def _send_backlog(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
-        layout = self.runtime.config.layout
         while True:
             page = await self.runtime.store.read_since(subscription.last_sent, BACKLOG_PAGE)
+            index = self._area_index()
             for stored in page:
-                if subscription.wants(stored, areas_of(stored.event, layout)):
+                if subscription.wants(stored, index.areas_of(stored.event)):
                     await ws.send_str(await self._render(stored, subscription))
                 subscription.last_sent = stored.seq
             if len(page) < BACKLOG_PAGE:
@@ -216,20 +225,32 @@ def _since(request: web.Request) -> int | None:
 
 
 
-def areas_of(event: Event, layout: Layout) -> frozenset[str] | None:
-    """The areas an event concerns, for the area filter; None means the whole
-    hall (a new day, a strategy for all windows)."""
-    data: dict[str, Any] = {name: getattr(event, name, None) for name in _AREA_FIELDS}
-    window_ids = [w for w in (data["window_id"], data["to_window_id"]) if w]
-    window_ids += list(data["window_ids"] or ())
-    if window_ids:
-        return frozenset(layout.windows[w].area for w in window_ids if w in layout.windows)
-    services = data["services"] or ((data["service_id"],) if data["service_id"] else ())
-    if services:
-        return frozenset(
-            w.area for w in layout.windows.values() if any(s in w.services for s in services)
-        )
-    return None
+class AreaIndex:
+    """Which areas an event concerns, for the area filter. Built once per layout:
+    an event naming only a service would otherwise walk every window of the hall
+    for every subscriber, on the path that answers devices."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        served: dict[str, set[str]] = {}
+        for window in layout.windows.values():
+            for service in window.services:
+                served.setdefault(service, set()).add(window.area)
+        self._areas_of_service = {s: frozenset(areas) for s, areas in served.items()}
+
+    def areas_of(self, event: Event) -> frozenset[str] | None:
+        """None means the whole hall (a new day, a strategy for all windows)."""
+        layout = self.layout
+        data: dict[str, Any] = {name: getattr(event, name, None) for name in _AREA_FIELDS}
+        window_ids = [w for w in (data["window_id"], data["to_window_id"]) if w]
+        window_ids += list(data["window_ids"] or ())
+        if window_ids:
+            return frozenset(layout.windows[w].area for w in window_ids if w in layout.windows)
+        services = data["services"] or ((data["service_id"],) if data["service_id"] else ())
+        if services:
+            empty: frozenset[str] = frozenset()
+            return empty.union(*(self._areas_of_service.get(s, empty) for s in services))
+        return None
 
 
 _AREA_FIELDS = ("window_id", "to_window_id", "window_ids", "services", "service_id")

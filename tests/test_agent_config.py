@@ -37,6 +37,11 @@ def test_mqtt_url_from_the_command_line_wins(tmp_path: Path) -> None:
     assert config.agent.mqtt_url == "mqtt://10.0.0.9:1884"
 
 
+def test_an_mqtt_url_of_another_scheme_is_refused_with_its_key() -> None:
+    with pytest.raises(AgentConfigError, match=r"agent\.mqtt_url: .*mqtt, mqtts, ssl, tcp"):
+        load_agent_config(CONFIG / "agent-hall-led.toml", mqtt_url="http://10.0.0.9:1884")
+
+
 def test_password_comes_from_the_named_environment_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -32,7 +32,8 @@ from tests.mqtt_kit import (
 
 PRODUCTION = Path(__file__).resolve().parents[1] / "config" / "mosquitto"
 SERVER = "hall-server"
-USERS = {SERVER: "server-secret", "kiosk-1": "kiosk-1-secret", "kiosk-2": "kiosk-2-secret"}
+USERS = {SERVER: "server:s@cret/%1", "kiosk-1": "kiosk-1-secret", "kiosk-2": "kiosk-2-secret"}
+"""The server's password has what a URL must percent-encode, as a generated one may."""
 
 
 async def test_message_goes_from_one_client_to_another(mosquitto: Mosquitto) -> None:

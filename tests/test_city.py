@@ -59,6 +59,15 @@ def test_two_halls_with_one_id_or_one_port_are_refused(tmp_path: Path) -> None:
     assert "is given to 2 halls" in text
 
 
+def test_a_broker_url_of_another_scheme_is_refused_when_the_city_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    city = write_city(tmp_path, 1)
+    monkeypatch.setenv("HALL_MQTT_URL", "http://broker.example:1883")
+    with pytest.raises(ConfigError, match=r"HALL_MQTT_URL: an MQTT broker URL must start with"):
+        load_city_config(city)
+
+
 def test_a_hall_pattern_that_matches_nothing_is_refused(tmp_path: Path) -> None:
     city = tmp_path / "city.toml"
     city.write_text('[city]\nname = "x"\nhalls = ["nowhere/*.toml"]\n', encoding="utf-8")

@@ -124,3 +124,17 @@ def test_devices_are_indexed_by_screen_and_by_the_floor_of_their_area() -> None:
     assert audience.boards == {1: ("board-1", "led-1"), HALL: ("board-hall",)}
     assert audience.announcers == ("voice",)
     assert "kiosk-1" not in audience.device_ids
+
+
+def test_a_board_approved_a_moment_ago_is_in_the_audience_at_once() -> None:
+    """The index of who shows what is rebuilt when the specs change, not on a timer."""
+    hall = Hall()
+    statuses: list[DeviceStatus] = []
+    version = [0]
+    views = Displays(cast(HallRuntime, hall), {}, lambda: statuses, lambda: version[0])
+    assert views.audience().boards == {}
+    statuses.append(DeviceStatus("board-1", DeviceSpec(
+        "board-1", DeviceKind.HALL_BOARD, "一楼大屏", area=next(iter(views.scope_of_area)))))
+    assert views.audience().boards == {}, "no change of spec was said: the index stands"
+    version[0] += 1
+    assert set(views.audience().device_ids) == {"board-1"}

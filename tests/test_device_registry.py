@@ -374,3 +374,18 @@ def test_the_registry_runs_without_the_hall_server() -> None:
     """The edge agent ships devices/ alone: importing the registry must not pull in hall."""
     code = "import sys, devices.registry; sys.exit('hall' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_spec_version_changes_when_a_device_is_added_or_approved_only() -> None:
+    reg = registry()
+    before = reg.spec_version
+    online(reg, "kiosk-f1")
+    reg.seen("kiosk-f1", LATER)
+    reg.went_offline("kiosk-f1", LATER)
+    assert reg.spec_version == before
+    reg.seen("stranger", T0)
+    quarantined = reg.spec_version
+    assert quarantined > before
+    reg.approve("stranger", DeviceSpec("stranger", DeviceKind.HALL_BOARD, "大屏", "f1-a"),
+                "manager", LATER)
+    assert reg.spec_version > quarantined

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiomqtt
 import asyncpg
@@ -26,10 +27,10 @@ from devices.topics import DeviceKind, server_topic, subscriptions
 from hall.device_link import DeviceLink
 from hall.server import HallServer
 from tests.hall_kit import serving
-from tests.mqtt_kit import Mosquitto, mqtt_client, next_message
+from tests.mqtt_kit import HOST, Mosquitto, mqtt_client, next_message
 from tests.process_kit import Device, Told, hall_process, log_in, new_key, wait_for_log
 from tests.test_api_hall import PASSWORD
-from tests.test_broker import SERVER, login, production_broker
+from tests.test_broker import SERVER, USERS, login, production_broker
 from tests.test_device_link import DEVICE_HALL
 from tests.test_device_protocol import doc_json_blocks
 
@@ -69,8 +70,8 @@ class Link:
     """The hall's device link, stopped cleanly and started again as the test says:
     a hall that was away from the bus."""
 
-    def __init__(self, server: HallServer, broker: Mosquitto) -> None:
-        self.link = DeviceLink(server, broker.url)
+    def __init__(self, server: HallServer, url: str) -> None:
+        self.link = DeviceLink(server, url)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> float:
@@ -97,7 +98,7 @@ async def server(pool: asyncpg.Pool) -> AsyncIterator[HallServer]:
 
 @pytest.fixture
 async def link(server: HallServer, mosquitto: Mosquitto) -> AsyncIterator[Link]:
-    running = Link(server, mosquitto)
+    running = Link(server, mosquitto.url)
     await running.start()
     yield running
     await running.stop()
@@ -343,6 +344,59 @@ async def test_the_acl_lets_devices_read_the_presence_and_only_the_server_write_
             await other.subscribe(topic, qos=1)
             assert (await next_message(other)).payload == online, "a device wrote $server"
     finally:
+        broker.stop()
+
+
+# ------------------------------------------------------------------ over TLS
+
+
+def server_tls_url(tls_port: int) -> str:
+    """HALL_MQTT_URL for the production broker's TLS listener, password percent-encoded."""
+    return f"mqtts://{SERVER}:{quote(USERS[SERVER], safe='')}@{HOST}:{tls_port}"
+
+
+async def test_the_hall_answers_over_tls_logged_in_with_a_percent_encoded_password(
+    tmp_path: Path, server: HallServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker, tls_port, tls = production_broker(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.cafile))
+    assert quote(USERS[SERVER], safe="") != USERS[SERVER]
+    hall = Link(server, server_tls_url(tls_port))
+    kiosk = DeviceClient(HALL_ID, "kiosk-1", DeviceKind.KIOSK, f"mqtts://{HOST}:{tls_port}",
+                         password=USERS["kiosk-1"])
+    try:
+        await hall.start()
+        async with on_bus(kiosk):
+            async with asyncio.timeout(5):
+                while not kiosk.hall_online:
+                    await asyncio.sleep(0.01)
+                asked = m.TakeTicket(id=new_key(), service="biz")
+                reply = await kiosk.request(asked)
+        assert reply.re == asked.id
+    finally:
+        await hall.stop()
+        await hall.link.stop()
+        broker.stop()
+
+
+async def test_a_hall_that_does_not_trust_the_brokers_ca_never_connects(
+    tmp_path: Path, server: HallServer, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker, tls_port, _ = production_broker(tmp_path)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    caplog.set_level(logging.WARNING, "hall.device_link")
+    hall = Link(server, server_tls_url(tls_port))
+    hall.task = asyncio.create_task(hall.link.run())
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(hall.link.connected.wait(), 2)
+        assert any("certificate verify failed" in record.getMessage()
+                   for record in caplog.records)
+    finally:
+        await hall.stop()
+        await hall.link.stop()
         broker.stop()
 
 

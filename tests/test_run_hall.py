@@ -129,3 +129,14 @@ def test_a_malformed_data_key_stops_start_up_with_exit_code_2(db_url: str) -> No
     assert "the data key cannot be used" in server.stderr
     assert "HALL_DATA_KEY" in server.stderr
     assert "Traceback" not in server.stderr
+
+
+def test_a_malformed_mqtt_url_stops_start_up_with_exit_code_2() -> None:
+    env = {**os.environ, "HALL_MQTT_URL": "http://127.0.0.1:1883"}
+    server = subprocess.run([sys.executable, "run_hall.py", "--port", str(free_port())],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+                            check=False)
+    assert server.returncode == 2
+    assert "HALL_MQTT_URL cannot be used" in server.stderr
+    assert "mqtt, mqtts, ssl, tcp" in server.stderr
+    assert "Traceback" not in server.stderr
