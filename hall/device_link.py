@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,6 +107,24 @@ class Outgoing:
     qos: int
 
 
+def _hand_over(paho: paho_mqtt.Client, queue: deque[Outgoing]) -> None:
+    while queue:
+        item = queue.popleft()
+        info = paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+        if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s failed: %s", item.topic, paho_mqtt.error_string(info.rc))
+
+
+def _write_now(paho: paho_mqtt.Client) -> None:
+    """Write what paho has queued, now. Its own ``loop_write`` would also drop the
+    writer aiomqtt is about to add, which then never goes away; so the packet
+    writer itself, leaving the registered writer to find nothing left and go. A
+    write that fails is left queued: that writer meets the same error and aiomqtt
+    handles the lost connection as always."""
+    if paho.socket() is not None:
+        paho._packet_write()
+
+
 class DeviceLink:
     def __init__(self, server: HallServer, url: str) -> None:
         """A ``url`` that cannot be used raises ValueError here: start-up says so
@@ -118,8 +136,9 @@ class DeviceLink:
         self.hall_id = server.config.layout.hall_id
         self.store = DeviceStore(server.pool, self.hall_id)
         self.connected = asyncio.Event()
-        self._outbox: asyncio.PriorityQueue[tuple[int, int, Outgoing]] = asyncio.PriorityQueue()
-        self._posted = itertools.count()
+        self._urgent: deque[Outgoing] = deque()
+        """Replies and commands: someone waits on them."""
+        self._views: deque[Outgoing] = deque()
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._board_refresh: asyncio.TimerHandle | None = None
@@ -229,20 +248,23 @@ class DeviceLink:
         paho's client under it (aiomqtt and paho are pinned).
 
         A commit wakes this task and the requests it answered together; this
-        task lets them go first (one turn of the loop), so their replies are
-        posted before the views are even drawn, then sends in priority order."""
+        task lets them go first (one turn of the loop), puts their replies on
+        the wire, and only then draws the views and sends them. Left to aiomqtt,
+        paho's bytes go out two turns of the loop later (it registers a writer
+        through ``call_soon_threadsafe``), after every view had been drawn and
+        queued behind the replies (bench/devices.py)."""
         paho = client._client
         while True:
             await self._outbox_ready.wait()
             await asyncio.sleep(0)
             self._outbox_ready.clear()
+            if self._urgent:
+                _hand_over(paho, self._urgent)
+                _write_now(paho)
             self._draw_due()
-            while not self._outbox.empty():
-                _, _, item = self._outbox.get_nowait()
-                info = paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
-                if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
-                    log.warning("publish to %s failed: %s", item.topic,
-                                paho_mqtt.error_string(info.rc))
+            _hand_over(paho, self._urgent)
+            _hand_over(paho, self._views)
+            _write_now(paho)
 
     def publish_display(self, device_id: str, payload: bytes) -> None:
         """A view from another part of the hall (signage: hall/signage_publisher.py) for a
@@ -270,8 +292,7 @@ class DeviceLink:
         # acknowledgement for every one of them only cost (docs/mqtt.md, "Topics").
         outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained,
                             qos=0 if view else 1)
-        priority = 1 if view else 0
-        self._outbox.put_nowait((priority, next(self._posted), outgoing))
+        (self._views if view else self._urgent).append(outgoing)
         self._outbox_ready.set()
 
     # --------------------------------------------------------------- inbound

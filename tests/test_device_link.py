@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from devices.messages import EXAMPLES
 from devices.topics import DeviceKind
+from hall import device_link
 from hall.config import DeviceEntry
 from hall.http import build_app
 from tests.bus_kit import Bus, hall_on_bus
@@ -91,6 +92,41 @@ async def test_a_kiosk_takes_a_ticket_and_is_told_to_print_it(bus: Bus) -> None:
         job = await received(kiosk)
     assert (job["type"], job["id"], job["ticket"]["number"]) == (
         "printer.print", "take-0000001", "A001")
+
+
+async def test_a_reply_is_on_the_wire_before_the_views_its_change_causes_are_drawn(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await log_in_w1(bus)
+    steps: list[str] = []
+    hand_over, write_now = device_link._hand_over, device_link._write_now
+
+    def handed(paho: Any, queue: Any) -> None:
+        steps.extend(item.topic for item in queue)
+        hand_over(paho, queue)
+
+    def written(paho: Any) -> None:
+        steps.append("write")
+        write_now(paho)
+
+    draw = bus.link._draw_due
+
+    def drawn() -> None:
+        steps.append("draw")
+        draw()
+
+    monkeypatch.setattr(device_link, "_hand_over", handed)
+    monkeypatch.setattr(device_link, "_write_now", written)
+    monkeypatch.setattr(bus.link, "_draw_due", drawn)
+    async with device(bus, "kiosk-1", "reply") as kiosk:
+        await request(kiosk, "kiosk-1", {"type": "kiosk.take_ticket", "id": "take-wire-01",
+                                         "service": "biz"})
+    async with device(bus, "term-w1", "reply") as terminal:
+        reply = await request(terminal, "term-w1", {"type": "terminal.call_next",
+                                                    "id": "call-wire-01"})
+    assert reply["ok"], reply
+    after = steps[steps.index("hall/test/term-w1/reply"):]
+    assert after.index("write") < after.index("draw"), steps
 
 
 async def test_a_retried_request_gets_the_same_answer_and_makes_one_ticket(bus: Bus) -> None:
