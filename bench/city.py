@@ -100,7 +100,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter, deque  # noqa: E402
-from collections.abc import Awaitable, Callable, Sequence  # noqa: E402
+from collections.abc import Awaitable, Sequence  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -110,11 +110,12 @@ import asyncpg  # noqa: E402
 from bench.api import (  # noqa: E402
     CommitResult,
     CommitStats,
+    Say,
     ServerProcess,
     bench_commit,
     commit_delta,
     create_database,
-    drop_database,
+    drop_throwaway_database,
     find_server,
     free_port,
     machine_jiffies,
@@ -144,6 +145,7 @@ from bench.devices import (  # noqa: E402
     raw_oneway,
     record_call,
     showing,
+    stop_broker,
     subscribe_all,
     wait_online,
     write_config,
@@ -177,7 +179,6 @@ BIRTH_HALLS = 25
 """Halls whose devices announce themselves at once; the hall processes them in turn."""
 DRAIN_S = 20.0
 STREAM_SETTLE_S = 0.5
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -852,13 +853,7 @@ async def run(settings: Settings, city: Path, halls: list[HallRun], db_url: str,
     finally:
         for process in processes:
             figures.exits.append(process.stop())
-        await broker.stop()
-        broker_pids.clear()
-        if broker.log_path is not None:
-            with contextlib.suppress(OSError):
-                figures.broker_drops = [
-                    line for line in broker.log_path.read_text(errors="replace").splitlines()
-                    if "dropped" in line.lower()]
+        figures.broker_drops = await stop_broker(broker, broker_pids)
 
 
 # ---------------------------------------------------------------- report
@@ -1121,10 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGTERM)
         if created and admin_url is not None:
-            try:
-                asyncio.run(drop_database(admin_url, name))
-            except (OSError, asyncpg.PostgresError) as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+            drop_throwaway_database(admin_url, name)
         if embedded is not None:
             embedded.close()
         figures.problems = [line for p in processes for line in server_problems(p)]

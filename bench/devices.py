@@ -97,7 +97,6 @@ from typing import Any  # noqa: E402
 
 import aiohttp  # noqa: E402
 import aiomqtt  # noqa: E402
-import asyncpg  # noqa: E402
 
 from bench.api import (  # noqa: E402
     CommitResult,
@@ -105,7 +104,7 @@ from bench.api import (  # noqa: E402
     bench_commit,
     commit_delta,
     create_database,
-    drop_database,
+    drop_throwaway_database,
     find_server,
     metrics_snapshot,
     p50_p99,
@@ -1012,13 +1011,20 @@ async def run(settings: Settings, plan: Plan, config_path: Path, db_url: str, sc
     finally:
         for server in servers:
             figures.server_exit = server.stop()
-        await broker.stop()
-        broker_pids.clear()
-        if broker.log_path is not None:
-            with contextlib.suppress(OSError):
-                figures.broker_drops = [
-                    line for line in broker.log_path.read_text(errors="replace").splitlines()
-                    if "dropped" in line.lower()]
+        figures.broker_drops = await stop_broker(broker, broker_pids)
+
+
+async def stop_broker(broker: Broker, pids: list[int]) -> list[str]:
+    """Stop the run's broker; returns its log lines about messages it dropped (a
+    queue that overflowed is a figure that lies)."""
+    await broker.stop()
+    pids.clear()
+    if broker.log_path is None:
+        return []
+    with contextlib.suppress(OSError):
+        return [line for line in broker.log_path.read_text(errors="replace").splitlines()
+                if "dropped" in line.lower()]
+    return []
 
 
 def report(settings: Settings, figures: Figures, say: Say) -> dict[str, float | None]:
@@ -1134,10 +1140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGTERM)
         if created and admin_url is not None:
-            try:
-                asyncio.run(drop_database(admin_url, name))
-            except (OSError, asyncpg.PostgresError) as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+            drop_throwaway_database(admin_url, name)
         if embedded is not None:
             embedded.close()
         figures.problems = server_problems(servers[0] if servers else None)

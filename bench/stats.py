@@ -67,7 +67,7 @@ import asyncpg  # noqa: E402
 import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.api import create_database, drop_database, find_server  # noqa: E402
+from bench.api import create_database, drop_throwaway_database, find_server  # noqa: E402
 from hall.config import load_hall_config  # noqa: E402
 from hall.eventstore import EVENTS, StoredEvent, event_row  # noqa: E402
 from hall.pg import Database  # noqa: E402
@@ -476,10 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if created and admin_url is not None:
-            try:
-                asyncio.run(drop_database(admin_url, name))
-            except (OSError, asyncpg.PostgresError) as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+            drop_throwaway_database(admin_url, name)
         if embedded is not None:
             embedded.close()
         shutil.rmtree(scratch, ignore_errors=True)
