@@ -103,13 +103,13 @@ def load_city_config(path: str | Path) -> CityConfig:
     files, problems = _hall_files(path.parent, city.city.halls)
     halls = tuple(load_hall_config(file) for file in files)
     problems += _clashes(halls)
-    mqtt_url = os.environ.get("HALL_MQTT_URL") or (city.mqtt.url if city.mqtt else None)
+    from_env = os.environ.get("HALL_MQTT_URL")
+    mqtt_url = from_env or (city.mqtt.url if city.mqtt else None)
     if mqtt_url:
         try:
             BrokerAddress.parse(mqtt_url)
         except ValueError as exc:
-            where = "HALL_MQTT_URL" if os.environ.get("HALL_MQTT_URL") else "mqtt.url"
-            problems.append(Problem(where, str(exc)))
+            problems.append(Problem("HALL_MQTT_URL" if from_env else "mqtt.url", str(exc)))
     if problems:
         raise ConfigError(source, problems)
     http = city.http

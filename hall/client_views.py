@@ -101,7 +101,7 @@ class Displays:
 
     def __init__(self, runtime: HallRuntime, staff_names: Mapping[str, str],
                  devices: Callable[[], Iterable[DeviceStatus]],
-                 spec_version: Callable[[], int] = lambda: 0,
+                 spec_version: Callable[[], int],
                  limit: int = m.MAX_MESSAGE_BYTES) -> None:
         self.runtime = runtime
         self.staff_names = staff_names
@@ -207,10 +207,6 @@ class Displays:
                                          self._screen_of_window)
             self._audience_version = version
         return self._audience
-
-    def forget_audience(self) -> None:
-        """A display device the index may not know of came online."""
-        self._audience = None
 
     # -------------------------------------------------------------- views
 

@@ -833,10 +833,7 @@ class DeviceLink:
         if spec is None:
             return
         displays = self._displays
-        if spec.kind in (DeviceKind.WINDOW_SCREEN, DeviceKind.HALL_BOARD, DeviceKind.LED_STRIP,
-                         DeviceKind.ANNOUNCER) and device_id not in displays.audience().device_ids:
-            displays.forget_audience()  # approved since the index was made
-        audience = displays.audience()
+        audience = displays.audience()  # rebuilt if the device was approved since
         if device_id in audience.screen_of:
             screen = audience.screen_of[device_id]
             displays.resend_screen(screen)

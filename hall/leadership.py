@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
+from devices.client import stop_task
 from hall.committer import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -122,13 +123,10 @@ class Leadership:
         The locks go with the connection."""
         self._stopping.set()
         self._wake.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(running), grace)
+        await asyncio.wait([running], timeout=grace)
         if not running.done():
             log.warning("leadership: the round did not end within %.0f s; cancelled", grace)
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+            await stop_task(running)
         await self._resign_all()
 
     async def _session(self) -> None:

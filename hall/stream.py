@@ -227,8 +227,8 @@ def _since(request: web.Request) -> int | None:
 
 class AreaIndex:
     """Which areas an event concerns, for the area filter. Built once per layout:
-    an event naming only a service would otherwise walk every window of the hall
-    for every subscriber, on the path that answers devices."""
+    otherwise each event naming only a service walked every window of the hall, on
+    the path that answers devices."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout

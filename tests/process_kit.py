@@ -162,7 +162,8 @@ class Device(DeviceClient):
 
 
 @contextlib.asynccontextmanager
-async def running(devices: Iterable[Device], timeout: float = 10.0) -> AsyncIterator[None]:
+async def running(devices: Iterable[DeviceClient], timeout: float = 10.0
+                  ) -> AsyncIterator[None]:
     """Every device connected (birth sent) until the block ends, then stopped."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(device.run(stop)) for device in devices]

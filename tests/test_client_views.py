@@ -19,7 +19,8 @@ from tests.engine_kit import Hall
 
 def displays(hall: Hall, **kwargs: Any) -> Displays:
     """Displays reads only ``runtime.engine``; the engine kit's hall has one."""
-    return Displays(cast(HallRuntime, hall), {"staff-W1": "张伟"}, lambda: [], **kwargs)
+    return Displays(cast(HallRuntime, hall), {"staff-W1": "张伟"}, lambda: [], lambda: 0,
+                    **kwargs)
 
 
 def board(views: Displays, scope: int | None) -> dict[str, Any]:

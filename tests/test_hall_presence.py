@@ -28,7 +28,15 @@ from hall.device_link import DeviceLink
 from hall.server import HallServer
 from tests.hall_kit import serving
 from tests.mqtt_kit import HOST, Mosquitto, mqtt_client, next_message
-from tests.process_kit import Device, Told, hall_process, log_in, new_key, wait_for_log
+from tests.process_kit import (
+    Device,
+    Told,
+    hall_process,
+    log_in,
+    new_key,
+    running,
+    wait_for_log,
+)
 from tests.test_api_hall import PASSWORD
 from tests.test_broker import SERVER, USERS, login, production_broker
 from tests.test_device_link import DEVICE_HALL
@@ -130,30 +138,25 @@ class Kiosk(DeviceClient):
             return True
         return False
 
+    async def ask_and_lose_the_reply(self, request: m.Request) -> asyncio.Task[m.Reply]:
+        """The request, still waiting once its first reply was dropped on the way."""
+        self.lose_next = True
+        asking = asyncio.create_task(self.request(request))
+        async with asyncio.timeout(5):
+            while not self.lost:
+                await asyncio.sleep(0.01)
+        return asking
+
     async def hall_is(self, online: bool, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             while self.hall_online != online:
                 await asyncio.sleep(0.01)
 
 
-@contextlib.asynccontextmanager
-async def on_bus(*devices: DeviceClient) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(device.run(stop)) for device in devices]
-    try:
-        async with asyncio.timeout(5):
-            await asyncio.gather(*(device.wait_connected() for device in devices))
-        yield
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await asyncio.gather(*tasks)
-
-
 async def open_window(broker: Mosquitto) -> None:
     """A clerk at W1, so that the kiosk's tickets are issued."""
     terminal = Kiosk(broker, "term-w1", DeviceKind.CALL_TERMINAL)
-    async with on_bus(terminal):
+    async with running([terminal], timeout=5):
         login = await terminal.request(
             m.Login(id=new_key(), staff_id="zhang", password=PASSWORD))
     assert login.ok, login
@@ -191,7 +194,7 @@ async def test_a_request_sent_while_the_hall_was_away_is_answered_as_soon_as_it_
 ) -> None:
     await open_window(mosquitto)
     kiosk = Kiosk(mosquitto)
-    async with on_bus(kiosk):
+    async with running([kiosk], timeout=5):
         await kiosk.hall_is(True)
         await link.stop()
         await kiosk.hall_is(False)
@@ -216,13 +219,9 @@ async def test_a_request_the_hall_had_answered_is_asked_again_on_its_return_and_
     came back: the kiosk asks again at once and gets the kept reply, not a second ticket."""
     await open_window(mosquitto)
     kiosk = Kiosk(mosquitto)
-    async with on_bus(kiosk):
+    async with running([kiosk], timeout=5):
         await kiosk.hall_is(True)
-        kiosk.lose_next = True
-        asking = asyncio.create_task(kiosk.request(m.TakeTicket(id=new_key(), service="biz")))
-        async with asyncio.timeout(5):
-            while not kiosk.lost:
-                await asyncio.sleep(0.01)
+        asking = await kiosk.ask_and_lose_the_reply(m.TakeTicket(id=new_key(), service="biz"))
         await link.stop()
         back = await link.start()
         reply = await asyncio.wait_for(asking, REPLY_TIMEOUT)
@@ -241,13 +240,9 @@ async def test_the_same_presence_again_is_no_return_and_sends_nothing_twice(
     """An online the device has seen already is the connection it already knew: only a
     new ``since`` may have missed a request."""
     kiosk = Kiosk(mosquitto)
-    async with on_bus(kiosk):
+    async with running([kiosk], timeout=5):
         await kiosk.hall_is(True)
-        kiosk.lose_next = True
-        asking = asyncio.create_task(kiosk.request(m.KioskServices(id=new_key())))
-        async with asyncio.timeout(5):
-            while not kiosk.lost:
-                await asyncio.sleep(0.01)
+        asking = await kiosk.ask_and_lose_the_reply(m.KioskServices(id=new_key()))
         current = await retained_presence(mosquitto)
         async with mqtt_client(mosquitto, "repeats-the-hall") as repeater:
             await repeater.publish(PRESENCE, m.encode(current), qos=1)
@@ -263,13 +258,9 @@ async def test_the_retained_presence_a_reconnection_brings_adds_no_third_ask(
     online it then finds, even a new one, was there before it subscribed, so whatever it
     sent since was heard, and it does not ask a third time."""
     kiosk = Kiosk(mosquitto)
-    async with on_bus(kiosk):
+    async with running([kiosk], timeout=5):
         await kiosk.hall_is(True)
-        kiosk.lose_next = True
-        asking = asyncio.create_task(kiosk.request(m.KioskServices(id=new_key())))
-        async with asyncio.timeout(5):
-            while not kiosk.lost:
-                await asyncio.sleep(0.01)
+        asking = await kiosk.ask_and_lose_the_reply(m.KioskServices(id=new_key()))
         async with mqtt_client(mosquitto, kiosk.id):  # the broker drops the kiosk for this
             await kiosk.hall_is(False)
             newer = m.HallOnline(since=datetime.now(UTC))
@@ -295,7 +286,7 @@ async def test_junk_on_the_presence_topic_is_logged_and_changes_nothing_for_a_de
 ) -> None:
     caplog.set_level(logging.WARNING, logger="devices.client")
     kiosk = Kiosk(mosquitto)
-    async with on_bus(kiosk):
+    async with running([kiosk], timeout=5):
         await kiosk.hall_is(True)
         async with mqtt_client(mosquitto, "a-prankster") as prankster:
             for junk in JUNK:
@@ -309,7 +300,7 @@ async def test_junk_on_the_presence_topic_is_logged_and_changes_nothing_for_a_de
         reply = await asyncio.wait_for(kiosk.request(m.KioskServices(id=new_key())), 5)
         assert reply.ok and kiosk.sent == 1
     late = Kiosk(mosquitto, "kiosk-2")
-    async with on_bus(late):
+    async with running([late], timeout=5):
         async with asyncio.timeout(5):
             while len(bad_presence_lines(caplog)) < len(JUNK) + 2:
                 await asyncio.sleep(0.01)
@@ -366,7 +357,7 @@ async def test_the_hall_answers_over_tls_logged_in_with_a_percent_encoded_passwo
                          password=USERS["kiosk-1"])
     try:
         await hall.start()
-        async with on_bus(kiosk):
+        async with running([kiosk], timeout=5):
             async with asyncio.timeout(5):
                 while not kiosk.hall_online:
                     await asyncio.sleep(0.01)
@@ -413,7 +404,7 @@ async def test_a_killed_servers_will_says_offline_and_its_successor_answers_at_o
                       reply_timeout=REPLY_TIMEOUT)
     figures: dict[str, Any] = {}
     async with hall_process(tmp_path, db_url, mosquitto, monkeypatch) as hall, \
-            on_bus(kiosk, terminal):
+            running([kiosk, terminal], timeout=5):
         assert isinstance(await retained_presence(mosquitto, "jiangyang"), m.HallOnline)
         await log_in(terminal, "zhangwei", Told())
         os.kill(hall.server.process.pid, signal.SIGKILL)

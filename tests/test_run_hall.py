@@ -120,11 +120,15 @@ def test_json_logs_are_one_object_per_line_with_their_fields() -> None:
     assert entry["hall"] == "jiangyang"
 
 
+def start_up_with(**env: str) -> subprocess.CompletedProcess[str]:
+    """``run_hall.py`` with these variables added, run until it exits on its own."""
+    return subprocess.run([sys.executable, "run_hall.py", "--port", str(free_port())],
+                          cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
 def test_a_malformed_data_key_stops_start_up_with_exit_code_2(db_url: str) -> None:
-    env = {**os.environ, "HALL_DATABASE_URL": db_url, "HALL_DATA_KEY": "not-a-key"}
-    server = subprocess.run([sys.executable, "run_hall.py", "--port", str(free_port())],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
-                            check=False)
+    server = start_up_with(HALL_DATABASE_URL=db_url, HALL_DATA_KEY="not-a-key")
     assert server.returncode == 2
     assert "the data key cannot be used" in server.stderr
     assert "HALL_DATA_KEY" in server.stderr
@@ -132,10 +136,7 @@ def test_a_malformed_data_key_stops_start_up_with_exit_code_2(db_url: str) -> No
 
 
 def test_a_malformed_mqtt_url_stops_start_up_with_exit_code_2() -> None:
-    env = {**os.environ, "HALL_MQTT_URL": "http://127.0.0.1:1883"}
-    server = subprocess.run([sys.executable, "run_hall.py", "--port", str(free_port())],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
-                            check=False)
+    server = start_up_with(HALL_MQTT_URL="http://127.0.0.1:1883")
     assert server.returncode == 2
     assert "HALL_MQTT_URL cannot be used" in server.stderr
     assert "mqtt, mqtts, ssl, tcp" in server.stderr
