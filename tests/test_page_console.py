@@ -142,6 +142,23 @@ async def test_a_manager_closes_a_window_and_opens_it_again(
     no_page_errors(hall)
 
 
+async def test_a_live_update_keeps_the_buttons_of_the_windows_it_did_not_change(
+    browser: Browser, hall: LiveHall,
+) -> None:
+    """A button swapped for a new one between mouse down and mouse up gets no click."""
+    runtime = hall.server.runtime
+    await runtime.execute("login", "W1", "zhang")
+    page = await console(browser, hall)
+    close = page.locator('tr[data-window="W1"] button[data-action=close]')
+    button = await close.element_handle()
+    await runtime.execute("login", "W2", "wang")
+    await expect(page.locator('tr[data-window="W2"] [data-col=state]')).to_have_text("空闲")
+    assert await button.evaluate("node => node.isConnected")
+    await button.click()
+    await expect(close).to_have_text("确认关闭？")
+    no_page_errors(hall)
+
+
 # ---------------------------------------------------------------- strategies
 
 

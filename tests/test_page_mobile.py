@@ -69,6 +69,22 @@ async def test_the_home_page_shows_the_queues_and_the_ways_in(
     no_page_errors(hall)
 
 
+async def test_a_live_update_of_the_home_page_keeps_the_tiles_being_tapped(
+    browser: Browser, hall: LiveHall,
+) -> None:
+    """A tile swapped for a new one between touch down and touch up gets no tap."""
+    runtime = hall.server.runtime
+    await runtime.execute("login", "W1", "zhang")
+    page = await phone(browser, hall)
+    tile = await page.locator('.tile[data-go="guides"]').element_handle()
+    await runtime.execute("issue", "biz", Source.WALK_IN)
+    await expect(page.locator('.service[data-service="biz"] .waiting')).to_have_text("等候 1 人")
+    assert await tile.evaluate("node => node.isConnected")
+    await tile.click()
+    await expect(page.locator("#title")).to_have_text("办事指南")
+    no_page_errors(hall)
+
+
 async def test_a_remote_ticket_shows_its_number_and_place(
     browser: Browser, hall: LiveHall,
 ) -> None:

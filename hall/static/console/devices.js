@@ -2,7 +2,7 @@
 // person, and letting a quarantined (unannounced) device in.
 import { api } from "/ui/common/api.js";
 import { t } from "/ui/common/i18n.js";
-import { el, failed, table, toast, when } from "./dom.js";
+import { el, failed, redraw, table, toast, when } from "./dom.js";
 
 const KINDS = ["kiosk", "call_terminal", "evaluation_terminal", "window_screen", "hall_board",
   "led_strip", "printer", "card_reader", "document_camera", "announcer"];
@@ -93,7 +93,7 @@ export function mount(root, ctx) {
         dataset: { alert: a.problem } },
         `${a.device_id} · ${t(`alert_${a.problem}`)}${a.detail ? `（${a.detail}）` : ""}`))
       : [el("span", { class: "tag good" }, t("no_alerts"))];
-    root.replaceChildren(
+    redraw(root,
       el("header", {}, el("h2", {}, t("devices_title")), el("span", { class: "spacer" }),
         el("button", { type: "button", onclick: () => load().catch(failed) }, t("refresh"))),
       el("div", { class: "alerts", id: "device-alerts" }, alerts),

@@ -1,23 +1,8 @@
 // Small helpers the console's views share: building elements, tables, messages.
+import { el } from "/ui/common/dom.js";
 import { language, t } from "/ui/common/i18n.js";
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "text") node.textContent = value;
-    else if (value === true) node.setAttribute(key, "");
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+export { el, redraw } from "/ui/common/dom.js";
 
 // columns: [{key, label, num, cell(row) → Node|string}]
 export function table(columns, rows, { empty = t("no_records"), rowAttrs = () => ({}) } = {}) {

@@ -5,7 +5,7 @@
 import { api, ApiError } from "/ui/common/api.js";
 import { t } from "/ui/common/i18n.js";
 import { coalesce, openStream } from "/ui/common/stream.js";
-import { el, table, toast, weekdaysText } from "./dom.js";
+import { el, redraw, table, toast, weekdaysText } from "./dom.js";
 
 const CLOCK = /^([01]\d|2[0-3]):[0-5]\d$/;
 
@@ -97,7 +97,7 @@ export function mount(root, ctx) {
         { type: "button", class: editing?.id === s.id ? "active" : null, dataset: { edit: s.id },
           onclick: () => startEdit(s) }, t("terms_edit")) },
     ];
-    tableBox.replaceChildren(table(columns, ctx.data.services,
+    redraw(tableBox, table(columns, ctx.data.services,
       { rowAttrs: (s) => ({ dataset: { service: s.id },
         class: editing?.id === s.id ? "editing" : null }) }));
   }

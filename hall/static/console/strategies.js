@@ -2,7 +2,7 @@
 // window, a window group, an area or every window, live.
 import { api } from "/ui/common/api.js";
 import { t } from "/ui/common/i18n.js";
-import { el, failed, ruleLabel, table, toast } from "./dom.js";
+import { el, failed, redraw, ruleLabel, table, toast } from "./dom.js";
 
 const DEFAULT = [{ rule: "transfers_first" }, { rule: "priority_groups_first" },
   { rule: "appointments_due", early_minutes: 10 }, { rule: "fifo" }];
@@ -135,7 +135,7 @@ export function mount(root, ctx) {
   const tableBox = el("div", {});
 
   function renderTable() {
-    tableBox.replaceChildren(table([
+    redraw(tableBox, table([
       { key: "window", label: t("col_window"), cell: (w) => w.name },
       { key: "groups", label: t("col_groups"), cell: (w) => w.groups.join("、") || "—" },
       { key: "area", label: t("col_area"), cell: (w) => ctx.areaName(w.area) },

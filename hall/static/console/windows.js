@@ -2,7 +2,7 @@
 // (whoever is logged in there is logged out) or opens it again.
 import { api } from "/ui/common/api.js";
 import { t } from "/ui/common/i18n.js";
-import { el, failed, stateBadge, strategyText, table, toast } from "./dom.js";
+import { el, failed, redraw, stateBadge, strategyText, table, toast } from "./dom.js";
 
 const STATES = ["idle", "calling", "serving", "paused", "not_logged_in", "closed"];
 
@@ -66,7 +66,7 @@ export function mount(root, ctx) {
         ? w.anomalies.map((a) => el("span", { class: "tag bad" }, t(`anomaly_${a}`))) : "" },
       { key: "actions", label: t("col_actions"), cell: actions },
     ];
-    root.replaceChildren(
+    redraw(root,
       el("header", {},
         el("h2", {}, t("windows_title")),
         el("div", { class: "chips" }, STATES.map((s) => el("span", { class: "chip", dataset: { count: s } },

@@ -2,36 +2,22 @@
 // keeps in localStorage, and refusals put into words.
 
 import { ApiError } from "/ui/common/api.js";
+import { redraw } from "/ui/common/dom.js";
 import { language, t } from "/ui/common/i18n.js";
 
-export function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value === true) node.setAttribute(key, "");
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+export { el } from "/ui/common/dom.js";
 
-// Puts `nodes` (nested lists, nulls left out) in place of what `root` holds.
-// A field being typed in keeps its focus and caret when a live update redraws the view.
+// Puts `nodes` (nested lists, nulls left out) in place of what `root` holds, keeping
+// what looks the same (redraw). A field being typed in keeps its focus and caret when a
+// live update redraws the view, even where the redraw had to put a new one in its place.
 export function fill(root, ...nodes) {
   const active = document.activeElement;
   const id = active && active !== root && root.contains(active) ? active.id : "";
   const caret = id && typeof active.selectionStart === "number"
     ? [active.selectionStart, active.selectionEnd] : null;
-  root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+  redraw(root, nodes.flat(Infinity));
   const again = id ? document.getElementById(id) : null;
-  if (!again) return;
+  if (!again || again === document.activeElement) return;
   again.focus({ preventScroll: true });
   if (caret) {
     try { again.setSelectionRange(...caret); } catch { /* not a text field */ }
