@@ -3,8 +3,8 @@
 The server is the one named by ``HALL_TEST_DATABASE_URL``, else the machine's
 local server when one answers on 127.0.0.1:5432, else an embedded one from
 pgserver. The run makes a template database with every migration applied,
-gives each test that asks for ``db_url`` a fresh copy of it, and drops them
-all at the end.
+gives each test that asks for ``db_url`` a fresh copy of it (made ahead:
+tests/spare_databases.py), and drops them all at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hall.pg import start_embedded, with_database
 from tests.browser_kit import chromium
 from tests.mqtt_kit import Mosquitto, start_mosquitto
 from tests.pcsc_kit import Pcscd, require_system
+from tests.spare_databases import SpareDatabases
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PCSCD_TURN = Path("/tmp/smarthall-tests-pcscd.lock")
@@ -85,13 +86,21 @@ def template_database(postgres_admin_url: str) -> Iterator[str]:
         asyncio.run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def spare_databases(postgres_admin_url: str, template_database: str) -> Iterator[SpareDatabases]:
+    spares = SpareDatabases(postgres_admin_url, template_database)
+    try:
+        yield spares
+    finally:
+        left = spares.close()
+        asyncio.run(_admin(postgres_admin_url,
+                           *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in left)))
+
+
 @pytest.fixture
-def db_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
+def db_url(postgres_admin_url: str, spare_databases: SpareDatabases) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"smarthall_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(
-        _admin(postgres_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    )
+    name = spare_databases.take()
     try:
         yield with_database(postgres_admin_url, name)
     finally:
