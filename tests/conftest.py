@@ -130,11 +130,12 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
         broker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    """One pcscd with the vpcd virtual reader for the whole run: vpcd's port stays busy
-    for a while after a pcscd stops, so starting one per module would race it. With
-    several test workers, one at a time holds it (a lock file), for the rest of its run."""
+    """One pcscd with the vpcd virtual reader per module. With several test workers,
+    one module at a time holds it (a lock file); the next one's start waits for vpcd's
+    port, which stays busy for a while after a pcscd stopped with a card in
+    (tests/pcsc_kit.py vpcd_port_free)."""
     require_system()
     with PCSCD_TURN.open("w") as turn:
         fcntl.flock(turn, fcntl.LOCK_EX)  # a second test worker waits for its turn

@@ -9,6 +9,7 @@
 // window's area on the event stream: no polling.
 
 import { ApiError, api, login, setToken, takeTokenFromUrl, token } from "/ui/common/api.js";
+import { on, redraw } from "/ui/common/dom.js";
 import { coalesce, openStream } from "/ui/common/stream.js";
 import { apply, language, languageSwitch, onLanguage, register, t } from "/ui/common/i18n.js";
 
@@ -294,7 +295,7 @@ function renderPicker(windows) {
   const list = $("window-list");
   const wanted = windows.filter((w) => w.id === view.windowId);
   const ordered = [...wanted, ...windows.filter((w) => w.id !== view.windowId)];
-  list.replaceChildren(...ordered.map((w) => {
+  redraw(list, ordered.map((w) => {
     const mine = w.staff === view.staff.staff_id;
     const card = document.createElement("button");
     card.type = "button";
@@ -314,7 +315,7 @@ function renderPicker(windows) {
       : t("pick_login");
     card.disabled = Boolean(taken) || w.state === "closed";
     card.append(name, state, action);
-    card.addEventListener("click", () => pickWindow(w, mine));
+    on(card, "click", () => pickWindow(w, mine));
     return card;
   }));
   $("pick-error").textContent = "";
@@ -511,13 +512,13 @@ function renderHeld(today) {
     list.textContent = t("held_none");
     return;
   }
-  list.replaceChildren(...today.held.map((held) => {
+  redraw(list, today.held.map((held) => {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "release";
     button.dataset.ticket = held.id;
     button.textContent = t("release", { number: held.number });
-    button.addEventListener("click", () => act("release", { ticket: held }));
+    on(button, "click", () => act("release", { ticket: held }));
     return button;
   }));
 }

@@ -9,17 +9,19 @@ function dispatch(event) {
   return listeners.get(event.currentTarget)?.[event.type]?.call(event.currentTarget, event);
 }
 
+// Listens as addEventListener does, through the table `redraw` hands over.
+export function on(node, type, listener) {
+  listeners.set(node, { ...listeners.get(node), [type]: listener });
+  node.addEventListener(type, dispatch);
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) {
-      const type = key.slice(2);
-      listeners.set(node, { ...listeners.get(node), [type]: value });
-      node.addEventListener(type, dispatch);
-    }
+    else if (key.startsWith("on")) on(node, key.slice(2), value);
     else if (key === "text") node.textContent = value;
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, String(value));

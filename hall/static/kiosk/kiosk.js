@@ -20,6 +20,7 @@
 // (default 30) is how long the ticket stays up.
 
 import { api, ApiError, takeTokenFromUrl } from "/ui/common/api.js";
+import { on, redraw } from "/ui/common/dom.js";
 import { coalesce, openStream } from "/ui/common/stream.js";
 import { apply, language, languageSwitch, onLanguage, register, t } from "/ui/common/i18n.js";
 import { keypad } from "/ui/common/keypad.js";
@@ -157,7 +158,7 @@ function button(className, title, note, onClick) {
   node.type = "button";
   node.append(el("span", "tile-title", title));
   if (note) node.append(el("span", "tile-note", note));
-  node.addEventListener("click", onClick);
+  on(node, "click", onClick);
   return node;
 }
 
@@ -197,11 +198,14 @@ function show(name, ...args) {
   render();
 }
 
-function render() {
+// `live`: the same screen again with the hall's new figures, keeping what did not change
+// (redraw), so that a citizen's tap landing mid-redraw still reaches its tile.
+function render({ live = false } = {}) {
   const { name, args } = state.current;
   cardHandler = null;
   stopTicking();
-  screen.replaceChildren(SCREENS[name](...args));
+  if (live) redraw(screen, SCREENS[name](...args));
+  else screen.replaceChildren(SCREENS[name](...args));
   screen.dataset.screen = name;
   const atHome = name === "home";
   backButton.hidden = atHome || name === "ticket" || name === "refused" || name === "busy";
@@ -284,7 +288,7 @@ const SCREENS = {
       const name = el("span", "service-name", service.name);
       const meta = el("span", "service-meta", reason ? t(`reason_${reason}`) : estimateText(service));
       tile.append(el("span", "prefix", service.prefix), name, meta);
-      tile.addEventListener("click", () => {
+      on(tile, "click", () => {
         if (reason) showRefusal(reason);
         else show("how", service.id);
       });
@@ -587,7 +591,7 @@ window.addEventListener("message", (event) => {
 async function refresh() {
   state.services = await api("/services");
   const name = state.current && state.current.name;
-  if (name === "home" || name === "services") render();
+  if (name === "home" || name === "services") render({ live: true });
 }
 
 async function loadSetup() {
