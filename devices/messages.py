@@ -60,6 +60,10 @@ class ErrorCode(StrEnum):
     PRINTER_OFFLINE = "printer_offline"
     """The kiosk's printer is offline or out of paper, so nothing was issued: the kiosk
     tells the citizen at once instead of handing out a number nobody can hold."""
+    RATE_LIMITED = "rate_limited"
+    """The device sent more than the hall takes from one device (docs/mqtt.md, "Rate
+    limit"): the request was not read. Asking again a moment later is safe: nothing
+    was done under its id."""
 
 
 class MessageError(ValueError):
@@ -826,7 +830,7 @@ def _decode(
     error and the ``id`` to answer with, then the whole message."""
     data = _payload(raw, what)
     head = _run(_HEAD, data, what, None)
-    key = head.id if isinstance(head.id, str) and 8 <= len(head.id) <= 64 else None
+    key = _usable_id(head.id)
     if type(head.v) is not int or head.v != VERSION:
         raise MessageError(
             ErrorCode.UNSUPPORTED_VERSION,
@@ -864,6 +868,22 @@ def decode_state(raw: object) -> DeviceState:
     """A ``state`` payload: health and telemetry. Unknown fields are ignored, so a
     device with newer telemetry still reports its health."""
     return _decode(raw, _STATE, "state")
+
+
+def request_id_of(raw: bytes) -> str | None:
+    """The ``id`` of an ``event`` payload, read without checking the rest: the hall
+    answers a request it will not read (over the rate limit) with it."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        head = _HEAD.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return _usable_id(head.id)
+
+
+def _usable_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and 8 <= len(value) <= 64 else None
 
 
 def decode_request(raw: object) -> Request:

@@ -74,6 +74,8 @@ BURST = 40.0
 OUTSIDE_SCHEME = "(topics outside the scheme)"
 """The rate bucket of messages whose topic names no device to throttle alone; not
 a device id (devices.topics.ID_PATTERN), so no device shares it."""
+TELL_EVERY_S = 1.0
+"""How often a device over its rate is answered rate_limited (the rest is dropped unread)."""
 KEPT_FOR_S = 86_400.0
 """How long a retry finds its request's kept reply (docs/mqtt.md: a day)."""
 
@@ -81,12 +83,23 @@ KEPT_FOR_S = 86_400.0
 class TokenBucket:
     """Per-device rate limit: one device flooding the bus is cut off alone."""
 
-    __slots__ = ("dropped", "tokens", "updated")
+    __slots__ = ("dropped", "tokens", "told", "updated")
 
     def __init__(self) -> None:
         self.tokens = BURST
         self.updated = time.monotonic()
         self.dropped = 0
+        self.told = float("-inf")
+        """When the device was last answered rate_limited."""
+
+    def may_tell(self) -> bool:
+        """At most one rate_limited answer a second: answering every dropped message
+        would let a flood make the hall flood back."""
+        now = time.monotonic()
+        if now - self.told < TELL_EVERY_S:
+            return False
+        self.told = now
+        return True
 
     def take(self) -> bool:
         now = time.monotonic()
@@ -305,6 +318,8 @@ class DeviceLink:
             return
         raw = message.payload if isinstance(message.payload, bytes) else b""
         if parsed.channel is not Channel.STATUS and not self._within_rate(parsed.device_id):
+            if parsed.channel is Channel.EVENT:
+                self._tell_over_rate(parsed.device_id, raw)
             return
         now = self.server.runtime.clock.now()
         self._changed(self.registry.seen(parsed.device_id, now))
@@ -329,6 +344,18 @@ class DeviceLink:
             log.warning("device %s floods the bus: %d messages dropped", device_id,
                         bucket.dropped)
         return False
+
+    def _tell_over_rate(self, device_id: str, raw: bytes) -> None:
+        """A device that bursts past its rate hears so at once instead of waiting out its
+        reply timeout; the request is not read, so asking again later is safe."""
+        if not self._buckets[device_id].may_tell():
+            return
+        request_id = m.request_id_of(raw)
+        if request_id is not None:
+            self._reply(device_id, m.Reply.failure(
+                request_id, m.ErrorCode.RATE_LIMITED,
+                f"more than {RATE_PER_SECOND:.0f} messages a second from this device: "
+                "not read; ask again in a moment"))
 
     def _status(self, device_id: str, raw: bytes) -> None:
         if not raw:

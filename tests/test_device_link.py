@@ -303,6 +303,46 @@ async def test_a_flooding_device_is_throttled_and_the_others_are_not(bus: Bus) -
     assert bus.link._buckets["kiosk-1"].dropped > 300
 
 
+async def replies_until_quiet(client: aiomqtt.Client, quiet: float) -> list[dict[str, Any]]:
+    replies: list[dict[str, Any]] = []
+    while True:
+        try:
+            async with asyncio.timeout(quiet):
+                message = await anext(aiter(client.messages))
+        except TimeoutError:
+            return replies
+        replies.append(json.loads(message.payload))  # type: ignore[arg-type]
+
+
+async def test_a_device_bursting_past_its_rate_is_told_at_once_and_only_once_a_second(
+    bus: Bus,
+) -> None:
+    burst = [f"burst-{number:06d}" for number in range(int(device_link.BURST) + 30)]
+    async with device(bus, "kiosk-1", "reply") as kiosk:
+        for request_id in burst:
+            await kiosk.publish("hall/test/kiosk-1/event", json.dumps(
+                {"type": "kiosk.services", "id": request_id}), qos=0)
+        replies = await replies_until_quiet(kiosk, quiet=1.5)
+    limited = [r for r in replies if not r["ok"]]
+    assert [r["error"]["code"] for r in limited] == ["rate_limited"]
+    assert "ask again" in limited[0]["error"]["message"]
+    served = {r["re"] for r in replies if r["ok"]}
+    assert limited[0]["re"] in burst and limited[0]["re"] not in served
+    assert device_link.BURST <= len(served) < len(burst)
+
+
+async def test_a_rate_limited_request_is_served_when_asked_again_later(bus: Bus) -> None:
+    async with device(bus, "kiosk-1", "reply") as kiosk:
+        for number in range(int(device_link.BURST) + 10):
+            await kiosk.publish("hall/test/kiosk-1/event", json.dumps(
+                {"type": "kiosk.services", "id": f"burst-{number:06d}"}), qos=0)
+        replies = await replies_until_quiet(kiosk, quiet=1.5)
+        limited = [r["re"] for r in replies if not r["ok"]]
+        assert len(limited) == 1
+        again = await request(kiosk, "kiosk-1", {"type": "kiosk.services", "id": limited[0]})
+    assert again["ok"] and again["result"]["services"]
+
+
 GARBAGE_CHANNELS = ["event", "status", "state", "reply", "cmd", "display", "nope", ""]
 
 
