@@ -66,6 +66,8 @@ class SignageHub:
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._returning: set[str] = set()
+        """Screens back online whose signage a task started for them is yet to send."""
         self.published = 0
         """Messages sent since start, for tests and metrics."""
         runtime.bus.subscribe(self._on_events)
@@ -85,6 +87,7 @@ class SignageHub:
             self._timer = None
         for task in list(self._tasks):
             task.cancel()
+        self._returning.clear()
 
     def _connected(self) -> None:
         """The broker may have lost its retained messages: everything again."""
@@ -100,7 +103,19 @@ class SignageHub:
         if due and self._sink is not None:
             for device_id in due:
                 self._sent.pop(device_id, None)
-            self._spawn(self.publish(force=due))
+            waiting = bool(self._returning)
+            self._returning |= due
+            if not waiting:
+                self._spawn(self._publish_returning())
+
+    async def _publish_returning(self) -> None:
+        """The screens that came back since this task was started, in one go, and only
+        those: after a broker restart thousands come back in bursts, and planning every
+        screen of the hall for each burst held the loop for milliseconds at a time
+        (2 ms a burst with 1,000 devices, bench/devices.py's start-up)."""
+        async with self._lock:
+            due, self._returning = self._returning, set()
+            await self._publish(force=due, only=due)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -165,21 +180,28 @@ class SignageHub:
         """Send each screen what it shows now when that differs from what it was last
         sent (always to the screens in ``force``), and set the timer for the next change."""
         async with self._lock:
-            content = await self.content()
-            sink = self._sink
-            if sink is None:
-                return
-            now = self.runtime.clock.now()
-            shown = plan(content, self.screens(sink.registry.all()), now, self.zone)
-            forced = set(force)
-            for device_id, showing in shown.items():
-                view = self.view(showing)
-                last = self._sent.get(device_id)
-                if last is None and content.empty:
-                    continue  # a hall without signage leaves its screens alone
-                if last == view and device_id not in forced:
-                    continue
-                self._send(sink, device_id, view)
+            await self._publish(force=set(force))
+
+    async def _publish(self, force: set[str], only: set[str] | None = None) -> None:
+        """``only``: these screens and no others, leaving the timer as it is (it was
+        set for every screen)."""
+        content = await self.content()
+        sink = self._sink
+        if sink is None:
+            return
+        now = self.runtime.clock.now()
+        screens = self.screens(sink.registry.all() if only is None else
+                               (s for s in map(sink.registry.status, only) if s is not None))
+        shown = plan(content, screens, now, self.zone)
+        for device_id, showing in shown.items():
+            view = self.view(showing)
+            last = self._sent.get(device_id)
+            if last is None and content.empty:
+                continue  # a hall without signage leaves its screens alone
+            if last == view and device_id not in force:
+                continue
+            self._send(sink, device_id, view)
+        if only is None:
             self._arm(next_change(shown.values()), now)
 
     def _send(self, sink: DisplaySink, device_id: str, view: m.SignageDisplay) -> None:

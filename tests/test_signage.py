@@ -18,9 +18,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from devices.topics import DeviceKind
+from hall import signage_publisher
 from hall.config import DeviceEntry
+from hall.eventstore import StoredEvent
+from hall.hall_events import DeviceChanged
 from hall.http import build_app
+from signage.schedule import plan
 from tests.bus_kit import Bus, hall_on_bus
+from tests.engine_kit import OPENING
 from tests.hall_kit import ManualClock
 from tests.mqtt_kit import Mosquitto, mqtt_client, next_message
 from tests.test_api_hall import HALL, session
@@ -155,6 +160,36 @@ async def test_a_screen_coming_online_gets_its_signage_again(hall: Hall) -> None
             {"v": 1, "state": "online", "kind": "hall_board"}), qos=1, retain=True)
         shown = await signage(board)
     assert shown["schedule"] == "morning"
+
+
+def came_online(seq: int, device_id: str, kind: DeviceKind) -> StoredEvent:
+    return StoredEvent(seq, "test", OPENING.date(), DeviceChanged(
+        at=OPENING, device_id=device_id, change="online", kind=kind.value, window_id=None,
+        area=None, online=True, paper="ok", cover="closed", errors=()))
+
+
+async def test_screens_coming_back_in_bursts_are_planned_once_and_alone(
+    hall: Hall, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a broker restart thousands of screens come back in bursts: planning the whole
+    hall for each burst held the loop."""
+    await rest_area(hall)
+    hub = hall.bus.server.signage
+    planned: list[list[str]] = []
+
+    def counting_plan(content: Any, screens: Any, at: Any, zone: Any) -> Any:
+        screens = list(screens)
+        planned.append(sorted(screen.id for screen in screens))
+        return plan(content, screens, at, zone)
+
+    monkeypatch.setattr(signage_publisher, "plan", counting_plan)
+    async with screen_of(hall, "board-1") as board:
+        hub._on_events([came_online(900, "board-1", DeviceKind.HALL_BOARD)])
+        hub._on_events([came_online(901, "board-2", DeviceKind.HALL_BOARD)])
+        shown = await signage(board)
+        await asyncio.sleep(0.1)
+    assert planned == [["board-1", "board-2"]]
+    assert shown["schedule"] is None  # board-1 is not in the rest area's group
 
 
 async def test_an_urgent_notice_reaches_every_screen_and_no_led_strip(hall: Hall) -> None:
