@@ -122,10 +122,13 @@ class Outgoing:
 
 def _hand_over(paho: paho_mqtt.Client, queue: deque[Outgoing]) -> None:
     while queue:
-        item = queue.popleft()
-        info = paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
-        if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
-            log.warning("publish to %s failed: %s", item.topic, paho_mqtt.error_string(info.rc))
+        _publish(paho, queue.popleft())
+
+
+def _publish(paho: paho_mqtt.Client, item: Outgoing) -> None:
+    info = paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+    if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
+        log.warning("publish to %s failed: %s", item.topic, paho_mqtt.error_string(info.rc))
 
 
 def _write_now(paho: paho_mqtt.Client) -> None:
@@ -152,6 +155,9 @@ class DeviceLink:
         self._urgent: deque[Outgoing] = deque()
         """Replies and commands: someone waits on them."""
         self._views: deque[Outgoing] = deque()
+        self._wire: paho_mqtt.Client | None = None
+        """paho's client under the connection while ``_send`` runs on it: replies and
+        commands are written to it as they are posted."""
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._board_refresh: asyncio.TimerHandle | None = None
@@ -260,24 +266,29 @@ class DeviceLink:
         city process leading a hundred halls (bench/city.py), so this reaches
         paho's client under it (aiomqtt and paho are pinned).
 
-        A commit wakes this task and the requests it answered together; this
-        task lets them go first (one turn of the loop), puts their replies on
-        the wire, and only then draws the views and sends them. Left to aiomqtt,
+        A reply or command is written to the socket by whoever posts it, while
+        this task runs (``_post``): waking this task for it cost two turns of the
+        loop. A commit wakes this task and the requests it answered together;
+        this task lets them go first (one turn of the loop), so their replies are
+        on the wire before it draws the views and sends them. Left to aiomqtt,
         paho's bytes go out two turns of the loop later (it registers a writer
         through ``call_soon_threadsafe``), after every view had been drawn and
         queued behind the replies (bench/devices.py)."""
         paho = client._client
-        while True:
-            await self._outbox_ready.wait()
-            await asyncio.sleep(0)
-            self._outbox_ready.clear()
-            if self._urgent:
+        _hand_over(paho, self._urgent)
+        _write_now(paho)
+        self._wire = paho
+        try:
+            while True:
+                await self._outbox_ready.wait()
+                await asyncio.sleep(0)
+                self._outbox_ready.clear()
+                self._draw_due()
                 _hand_over(paho, self._urgent)
+                _hand_over(paho, self._views)
                 _write_now(paho)
-            self._draw_due()
-            _hand_over(paho, self._urgent)
-            _hand_over(paho, self._views)
-            _write_now(paho)
+        finally:
+            self._wire = None
 
     def publish_display(self, device_id: str, payload: bytes) -> None:
         """A view from another part of the hall (signage: hall/signage_publisher.py) for a
@@ -305,7 +316,15 @@ class DeviceLink:
         # acknowledgement for every one of them only cost (docs/mqtt.md, "Topics").
         outgoing = Outgoing(topic(self.hall_id, device_id, channel), payload, channel.retained,
                             qos=0 if view else 1)
-        (self._views if view else self._urgent).append(outgoing)
+        wire = self._wire
+        if view:
+            self._views.append(outgoing)
+        elif wire is not None and not self._urgent:
+            _publish(wire, outgoing)
+            _write_now(wire)
+            return
+        else:
+            self._urgent.append(outgoing)
         self._outbox_ready.set()
 
     # --------------------------------------------------------------- inbound

@@ -99,11 +99,11 @@ async def test_a_reply_is_on_the_wire_before_the_views_its_change_causes_are_dra
 ) -> None:
     await log_in_w1(bus)
     steps: list[str] = []
-    hand_over, write_now = device_link._hand_over, device_link._write_now
+    publish, write_now = device_link._publish, device_link._write_now
 
-    def handed(paho: Any, queue: Any) -> None:
-        steps.extend(item.topic for item in queue)
-        hand_over(paho, queue)
+    def handed(paho: Any, item: Any) -> None:
+        steps.append(item.topic)
+        publish(paho, item)
 
     def written(paho: Any) -> None:
         steps.append("write")
@@ -115,7 +115,7 @@ async def test_a_reply_is_on_the_wire_before_the_views_its_change_causes_are_dra
         steps.append("draw")
         draw()
 
-    monkeypatch.setattr(device_link, "_hand_over", handed)
+    monkeypatch.setattr(device_link, "_publish", handed)
     monkeypatch.setattr(device_link, "_write_now", written)
     monkeypatch.setattr(bus.link, "_draw_due", drawn)
     async with device(bus, "kiosk-1", "reply") as kiosk:
