@@ -153,7 +153,8 @@ class DeviceLink:
         self.store = DeviceStore(server.pool, self.hall_id)
         self.connected = asyncio.Event()
         self._urgent: deque[Outgoing] = deque()
-        """Replies and commands: someone waits on them."""
+        """Replies and commands posted while there is no connection: someone waits on
+        them, so they go first when there is one again."""
         self._views: deque[Outgoing] = deque()
         self._wire: paho_mqtt.Client | None = None
         """paho's client under the connection while ``_send`` runs on it: replies and
@@ -284,7 +285,6 @@ class DeviceLink:
                 await asyncio.sleep(0)
                 self._outbox_ready.clear()
                 self._draw_due()
-                _hand_over(paho, self._urgent)
                 _hand_over(paho, self._views)
                 _write_now(paho)
         finally:
@@ -319,7 +319,7 @@ class DeviceLink:
         wire = self._wire
         if view:
             self._views.append(outgoing)
-        elif wire is not None and not self._urgent:
+        elif wire is not None:  # _send handed _urgent over before it set _wire
             _publish(wire, outgoing)
             _write_now(wire)
             return

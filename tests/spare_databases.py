@@ -30,6 +30,7 @@ class SpareDatabases:
         """The name of a database of the caller's own, a copy of the template."""
         made = self._ready.get(timeout=120)
         if isinstance(made, BaseException):
+            self._ready.put_nowait(made)  # the maker has stopped: the next test fails at once too
             raise RuntimeError("a spare test database could not be made") from made
         return made
 

@@ -83,6 +83,16 @@ async def log_in_w1(bus: Bus) -> None:
         assert reply["ok"], reply
 
 
+async def take_and_call(bus: Bus, suffix: str) -> dict[str, Any]:
+    """A ticket taken at the kiosk and called at W1; the call's reply."""
+    async with device(bus, "kiosk-1", "reply") as kiosk:
+        await request(kiosk, "kiosk-1", {"type": "kiosk.take_ticket", "id": f"take-{suffix}",
+                                         "service": "biz"})
+    async with device(bus, "term-w1", "reply") as terminal:
+        return await request(terminal, "term-w1", {"type": "terminal.call_next",
+                                                   "id": f"call-{suffix}"})
+
+
 async def test_a_kiosk_takes_a_ticket_and_is_told_to_print_it(bus: Bus) -> None:
     await log_in_w1(bus)
     async with device(bus, "kiosk-1", "reply", "cmd") as kiosk:
@@ -118,12 +128,7 @@ async def test_a_reply_is_on_the_wire_before_the_views_its_change_causes_are_dra
     monkeypatch.setattr(device_link, "_publish", handed)
     monkeypatch.setattr(device_link, "_write_now", written)
     monkeypatch.setattr(bus.link, "_draw_due", drawn)
-    async with device(bus, "kiosk-1", "reply") as kiosk:
-        await request(kiosk, "kiosk-1", {"type": "kiosk.take_ticket", "id": "take-wire-01",
-                                         "service": "biz"})
-    async with device(bus, "term-w1", "reply") as terminal:
-        reply = await request(terminal, "term-w1", {"type": "terminal.call_next",
-                                                    "id": "call-wire-01"})
+    reply = await take_and_call(bus, "wire-01")
     assert reply["ok"], reply
     after = steps[steps.index("hall/test/term-w1/reply"):]
     assert after.index("write") < after.index("draw"), steps
@@ -143,12 +148,7 @@ async def test_a_retried_request_gets_the_same_answer_and_makes_one_ticket(bus: 
 
 async def test_a_call_terminal_calls_and_the_window_screen_shows_it(bus: Bus) -> None:
     await log_in_w1(bus)
-    async with device(bus, "kiosk-1", "reply") as kiosk:
-        await request(kiosk, "kiosk-1", {"type": "kiosk.take_ticket", "id": "take-00000s1",
-                                         "service": "biz"})
-    async with device(bus, "term-w1", "reply") as terminal:
-        reply = await request(terminal, "term-w1", {"type": "terminal.call_next",
-                                                    "id": "call-0000001"})
+    reply = await take_and_call(bus, "0000s01")
     assert reply["result"]["window"]["number"] == "A001"
     async with device(bus, "screen-w1", "display") as screen:
         deadline = asyncio.get_running_loop().time() + 5
@@ -164,12 +164,7 @@ async def test_a_call_terminal_calls_and_the_window_screen_shows_it(bus: Bus) ->
 async def test_a_call_is_announced_and_shown_on_the_hall_board(bus: Bus) -> None:
     await log_in_w1(bus)
     async with device(bus, "voice-1", "cmd") as voice, device(bus, "board-1", "display") as board:
-        async with device(bus, "kiosk-1", "reply") as kiosk:
-            await request(kiosk, "kiosk-1", {"type": "kiosk.take_ticket", "id": "take-000v001",
-                                             "service": "biz"})
-        async with device(bus, "term-w1", "reply") as terminal:
-            await request(terminal, "term-w1", {"type": "terminal.call_next",
-                                                "id": "call-000v001"})
+        await take_and_call(bus, "000v001")
         said = await received(voice)
         assert said["text"] == "请A001号到1号窗口办理"
         while True:

@@ -26,11 +26,15 @@ export function el(tag, attrs = {}, ...children) {
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
+  node.append(...nodes(children));
   return node;
+}
+
+// Children as given to el and redraw: nested one level, nulls and false left out, the
+// rest made text.
+function nodes(children) {
+  return children.flat().filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
 }
 
 // Puts `children` in `root` as replaceChildren would, but keeps every element that would
@@ -39,8 +43,7 @@ export function el(tag, attrs = {}, ...children) {
 // reach its button (a button swapped between mouse down and mouse up gets no click), and
 // a field being typed in keeps its text and focus.
 export function redraw(root, ...children) {
-  patch(root, children.flat().filter((c) => c !== null && c !== undefined && c !== false)
-    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  patch(root, nodes(children));
 }
 
 function patch(parent, fresh) {
