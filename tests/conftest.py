@@ -27,6 +27,8 @@ from tests.mqtt_kit import Mosquitto, start_mosquitto
 from tests.pcsc_kit import Pcscd, require_system
 from tests.spare_databases import SpareDatabases
 
+pytest_plugins = ["tests.hang_guard"]
+
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PCSCD_TURN = Path("/tmp/smarthall-tests-pcscd.lock")
 

@@ -1,0 +1,58 @@
+"""The suite's guard against hanging tests (tests/hang_guard.py), run on a tiny suite of its own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+HANGING_SUITE = '''
+import asyncio
+import threading
+
+import pytest
+
+
+@pytest.fixture
+def stubborn():
+    yield
+    threading.Event().wait()
+
+
+def test_whose_teardown_never_ends(stubborn):
+    threading.Event().wait()
+
+
+async def test_whose_thread_never_returns():
+    await asyncio.to_thread(threading.Event().wait)
+
+
+def test_after_them():
+    pass
+'''
+
+
+def test_tests_that_hang_past_their_timeout_are_stopped_and_the_run_goes_on(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    pytester.makepyfile(test_hanging=HANGING_SUITE)
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess(
+        "-p", "tests.hang_guard", "-p", "no:cacheprovider",
+        "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+        "-o", "timeout=1", "-o", "hang_guard_again_s=1",
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    result.assert_outcomes(passed=1, failed=2, errors=2)
+    result.stdout.fnmatch_lines([
+        "*+++ *test_whose_teardown_never_ends still runs 1 s after its timeout*",
+        "*Failed: still running after its timeout*",
+    ])
+    result.stderr.fnmatch_lines(["+++ 2 test(s) had to be stopped*ending the process"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert took < 30
