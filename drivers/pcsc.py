@@ -12,7 +12,12 @@ Sources followed:
 
 pyscard's monitors run in their own threads and call observers there; the observers here
 only hand the event to the event loop with ``call_soon_threadsafe``. Every PC/SC call that
-can block (connect, transmit, listing readers) runs in ``asyncio.to_thread``.
+can block (connect, transmit, listing readers) runs on a daemon thread of its own and is
+given up after ``answer_timeout`` (``_pcsc_call``): pcsc-lite waits for pcscd without a
+limit, so a call into a pcscd that stopped answering never returns and no signal
+interrupts it. On asyncio's executor such a thread would also hold up the loop's shutdown
+and the process's exit for good (Python 3.11 joins those threads without a limit); the
+reader is reported unavailable instead and the agent reopens it with backoff.
 
 pyscard pitfalls this module works around:
 - ``CardMonitor`` is a process-wide singleton whose thread stops for good when pcscd goes
@@ -40,7 +45,7 @@ import threading
 import tomllib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from smartcard.CardMonitoring import CardMonitor, CardMonitoringThread, CardObserver
 from smartcard.Exceptions import SmartcardException
@@ -58,6 +63,9 @@ GET_UID = bytes.fromhex("FFCA000000")
 # BaseSCardException from context and reader-list calls (pcscd gone, for one).
 PCSC_ERRORS = (SmartcardException, BaseSCardException)
 MAX_RESPONSE_CHAIN = 64
+# pcscd answers in milliseconds (a whole citizen-card script in ~0.3 s here); one that has
+# not answered in this long is stuck, and the call would never return.
+PCSC_ANSWER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,7 @@ class CardRead:
 
 
 Event = tuple[str, str]
+T = TypeVar("T")
 _SHARED_READER_MONITOR: ReaderMonitor | None = None
 _MONITOR_LOCK = threading.Lock()
 
@@ -153,6 +162,38 @@ def _readers_or_none() -> list[Any]:
         return list(list_readers())
     except PCSC_ERRORS:
         return []
+
+
+async def _pcsc_call(timeout: float, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on a daemon thread; DeviceUnavailable when pcscd has not answered
+    within ``timeout`` s (the thread is left to return whenever it does)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = call(*args), None
+        except BaseException as raised:  # handed to the awaiting task, which re-raises
+            result, error = None, raised
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    name = getattr(call, "__name__", "call")
+    threading.Thread(target=run, name=f"pcsc {name}", daemon=True).start()
+    try:
+        return await asyncio.wait_for(answer, timeout)
+    except TimeoutError:
+        raise DeviceUnavailable(
+            f"pcscd did not answer {name} within {timeout:g} s (stuck or overloaded)"
+        ) from None
 
 
 def _reader_monitor(period: float) -> ReaderMonitor:
@@ -229,11 +270,17 @@ class PcscReader:
     """One PC/SC reader, chosen by a substring of its name (None: the first one)."""
 
     def __init__(
-        self, reader: str | None = None, *, script: Sequence[ApduStep] = (), poll: float = 0.2
+        self,
+        reader: str | None = None,
+        *,
+        script: Sequence[ApduStep] = (),
+        poll: float = 0.2,
+        answer_timeout: float = PCSC_ANSWER_S,
     ) -> None:
         self._wanted = reader
         self._script = tuple(script)
         self._poll = poll
+        self._answer_timeout = answer_timeout
         self._name: str | None = None
         self._connection: Any = None
         self._lock = threading.Lock()
@@ -329,13 +376,13 @@ class PcscReader:
         """(data, SW) from the card now in the reader; DriverError when there is none."""
         if self._closed:
             raise DriverError("reader closed")
-        return await asyncio.to_thread(self._transmit_blocking, apdu)
+        return await self._call(self._transmit_blocking, apdu)
 
     async def watch(self) -> AsyncGenerator[CardRead, None]:
         """One CardRead per card insertion, UID and script done; ends after ``close``."""
         if self._closed:
             return
-        reader = await asyncio.to_thread(self._find_reader)
+        reader = await self._call(self._find_reader)
         self._name = str(reader)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -343,7 +390,7 @@ class PcscReader:
         bridge = _Bridge(loop, queue.put_nowait)
         bridge.reader_name = self._name
         reader_monitor = _reader_monitor(self._poll)
-        card_monitor = await asyncio.to_thread(_card_monitor)
+        card_monitor = await self._call(_card_monitor)
         reader_monitor.addObserver(bridge)
         card_monitor.addObserver(bridge)
         present = False
@@ -362,12 +409,14 @@ class PcscReader:
                     # the monitor thread reporting the same insertion: read once.
                     present = True
                     try:
-                        yield await asyncio.to_thread(self._read_blocking)
+                        yield await self._call(self._read_blocking)
+                    except DeviceUnavailable:
+                        raise
                     except DriverError as error:
                         log.warning("card read failed: %s", error)
                 elif kind == "removed":
                     present = False
-                    await asyncio.to_thread(self._forget_card)
+                    await self._call(self._forget_card)
                 elif kind == "reader_removed":
                     raise DeviceUnavailable(f"reader {name} is gone (unplugged, or pcscd stopped)")
         finally:
@@ -375,7 +424,10 @@ class PcscReader:
             with contextlib.suppress(Exception):
                 card_monitor.deleteObserver(bridge)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(reader_monitor.deleteObserver, bridge)
+                await self._call(reader_monitor.deleteObserver, bridge)
+
+    async def _call(self, call: Callable[..., T], *args: Any) -> T:
+        return await _pcsc_call(self._answer_timeout, call, *args)
 
     def _forget_card(self) -> None:
         with self._lock:
@@ -385,4 +437,7 @@ class PcscReader:
         self._closed = True
         if self._queue is not None:
             self._queue.put_nowait(("closed", ""))
-        await asyncio.to_thread(self._forget_card)
+        try:
+            await self._call(self._forget_card)
+        except DeviceUnavailable as error:
+            log.warning("closing %s: %s", self._name, error)

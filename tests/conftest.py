@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import pytest
@@ -31,6 +33,20 @@ pytest_plugins = ["tests.hang_guard"]
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PCSCD_TURN = Path("/tmp/smarthall-tests-pcscd.lock")
+PCSCD_TURN_S = 100.0  # under the tests' 120 s timeout, so the wait fails with its reason
+
+
+def wait_for_turn(lock_file: IO[str], limit_s: float, what: str) -> None:
+    """Takes the file's lock, failing the test after ``limit_s`` of waiting."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"waited {limit_s:g} s for {what}")
+            time.sleep(0.1)
 
 
 def answers(url: str) -> bool:
@@ -140,7 +156,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     (tests/pcsc_kit.py vpcd_port_free)."""
     require_system()
     with PCSCD_TURN.open("w") as turn:
-        fcntl.flock(turn, fcntl.LOCK_EX)  # a second test worker waits for its turn
+        wait_for_turn(turn, PCSCD_TURN_S, "pcscd, which another test worker holds")
         daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
         daemon.start()
         yield daemon

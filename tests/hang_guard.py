@@ -8,13 +8,19 @@ wait for its outer limit with no word of where. So while a test is past its time
 this plugin prints every thread's stack to stderr (which the CI log keeps, also under
 xdist) and makes the main thread raise again (a signal of its own), every
 ``hang_guard_again_s`` (ini, 30 s); after ``GIVE_UP_AFTER`` tries it ends the process,
-as a last resort. A test stopped this way may leave a thread that never ends, which
-would keep the interpreter from exiting after the run: the process then ends itself
-with the run's exit status (an xdist worker is ended by its controller instead).
+as a last resort, with every process it started. A test stopped this way may leave a
+thread that never ends, which would keep the interpreter from exiting after the run:
+the process then ends itself with the run's exit status (an xdist worker is ended by
+its controller instead).
+
+Why a hang can outlive pytest-timeout's alarm at all: a signal's Python handler runs
+only when the main thread is back in the interpreter, and some C calls never come back
+(pcsc-lite asking a pcscd that stopped answering waits without a limit, measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -22,6 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 GIVE_UP_AFTER = 4
@@ -67,9 +74,18 @@ def _watch(item: pytest.Item, first_s: float, again_s: float, done: threading.Ev
         signal.pthread_kill(threading.main_thread().ident or 0, STOP_SIGNAL)
         if done.wait(again_s):
             return
-    print(f"\n+++ {item.nodeid} cannot be stopped: ending this test process",
-          file=sys.__stderr__, flush=True)
+    print(f"\n+++ {item.nodeid} cannot be stopped: ending this test process and the "
+          "processes it started", file=sys.__stderr__, flush=True)
+    _kill_children()
     os._exit(3)
+
+
+def _kill_children() -> None:
+    """A daemon left behind (a stuck pcscd, a broker) would hang the test worker that
+    replaces this one."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -20,8 +20,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from smartcard.Exceptions import SmartcardException
@@ -50,6 +53,33 @@ VPCD_PORT = 35963
 # reports the insertion. Measured here: a 0 s gap loses the new card, 0.3 s is enough. A card
 # taken away while idle is seen gone by that poll itself, so ``remove`` needs no such gap.
 SETTLE_S = 0.5
+# A pcsc-lite call into a pcscd that stopped answering never returns, and no signal
+# interrupts it: made on the test's own thread it would hang the test worker for good
+# (pytest-timeout's alarm never gets its turn). So the kit asks pcscd from a daemon thread
+# and gives up after this long, failing the test with what pcscd was asked.
+PCSCD_ANSWER_S = 10.0
+T = TypeVar("T")
+
+
+def answer_of(ask: Callable[[], T], what: str) -> T:
+    """``ask()`` on a daemon thread; AssertionError when pcscd is stuck."""
+    outcome: list[tuple[T | None, BaseException | None]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((ask(), None))
+        except BaseException as error:  # re-raised on the test's thread below
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=run, name=f"pcscd {what}", daemon=True)
+    thread.start()
+    thread.join(PCSCD_ANSWER_S)
+    if not outcome:
+        raise AssertionError(f"pcscd did not answer {what} within {PCSCD_ANSWER_S:g} s: stuck")
+    result, error = outcome[0]
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]
 
 
 def require_system() -> None:
@@ -71,11 +101,15 @@ def require_system() -> None:
 
 
 def reader_names() -> list[str] | None:
-    """Reader names, or None when pcscd does not answer."""
-    try:
-        return [str(reader) for reader in readers()]
-    except (SmartcardException, BaseSCardException):
-        return None
+    """Reader names, or None when pcscd does not run (AssertionError when it is stuck)."""
+
+    def ask() -> list[str] | None:
+        try:
+            return [str(reader) for reader in readers()]
+        except (SmartcardException, BaseSCardException):
+            return None
+
+    return answer_of(ask, "the reader list")
 
 
 def wait_until(check: object, timeout: float, what: str) -> None:
@@ -100,14 +134,17 @@ def vpcd_port_free() -> bool:
 
 
 def card_present(reader: str) -> bool:
-    hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
-    if hresult != SCARD_S_SUCCESS:
-        return False
-    try:
-        hresult, states = SCardGetStatusChange(context, 0, [(reader, SCARD_STATE_UNAWARE)])
-        return hresult == SCARD_S_SUCCESS and bool(states[0][1] & SCARD_STATE_PRESENT)
-    finally:
-        SCardReleaseContext(context)
+    def ask() -> bool:
+        hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
+        if hresult != SCARD_S_SUCCESS:
+            return False
+        try:
+            hresult, states = SCardGetStatusChange(context, 0, [(reader, SCARD_STATE_UNAWARE)])
+            return hresult == SCARD_S_SUCCESS and bool(states[0][1] & SCARD_STATE_PRESENT)
+        finally:
+            SCardReleaseContext(context)
+
+    return answer_of(ask, f"whether a card is in {reader}")
 
 
 class Pcscd:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import statistics
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -232,6 +234,25 @@ async def test_pcscd_stopping_makes_watch_raise_device_unavailable(pcscd: Pcscd)
     finally:
         await asyncio.to_thread(pcscd.start)
         await device.close()
+
+
+async def test_a_pcscd_that_stops_answering_ends_the_watch_as_unavailable_not_in_a_hang(
+    pcscd: Pcscd,
+) -> None:
+    assert pcscd.process is not None, "this test stops pcscd, so it must be the run's own"
+    device = PcscReader(SLOT0, poll=0.05, answer_timeout=1)
+    pcscd.process.send_signal(signal.SIGSTOP)  # alive, holding its socket, answering nothing
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeviceUnavailable, match="did not answer"):
+            await asyncio.wait_for(anext(device.watch()), 5)
+        await asyncio.wait_for(device.close(), 5)
+        took = time.monotonic() - started
+        stuck = [thread for thread in threading.enumerate() if thread.name.startswith("pcsc ")]
+    finally:
+        pcscd.process.send_signal(signal.SIGCONT)
+    assert took < 3
+    assert stuck and all(thread.daemon for thread in stuck)  # they never hold up the exit
 
 
 async def test_watch_works_again_after_pcscd_restarts(
