@@ -149,7 +149,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+def pcscd_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     """One pcscd with the vpcd virtual reader per module. With several test workers,
     one module at a time holds it (a lock file); the next one's start waits for vpcd's
     port, which stays busy for a while after a pcscd stopped with a card in
@@ -161,6 +161,14 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
         daemon.start()
         yield daemon
         daemon.stop()
+
+
+@pytest.fixture
+def pcscd(pcscd_daemon: Pcscd) -> Pcscd:
+    """The module's pcscd, restarted first if it stopped answering during the test
+    before: one stuck daemon fails one test, not the rest of the module."""
+    pcscd_daemon.revive_if_stuck()
+    return pcscd_daemon
 
 
 @pytest.fixture

@@ -174,6 +174,17 @@ class Pcscd:
                 f"is vsmartcard-vpcd's {VPCD_CONF} loaded? log: {self.log_path}"
             ) from None
 
+    def revive_if_stuck(self) -> None:
+        try:
+            reader_names()
+        except AssertionError as stuck:
+            if self.process is None:
+                raise AssertionError(f"the machine's own pcscd is stuck: {stuck}") from None
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+            self.start()
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:

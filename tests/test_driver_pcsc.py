@@ -15,6 +15,7 @@ import pytest
 
 from drivers.errors import DeviceUnavailable, DriverError
 from drivers.pcsc import ApduStep, CardRead, PcscReader, parse_script
+from tests import pcsc_kit
 from tests.pcsc_kit import (
     SLOT0,
     Pcscd,
@@ -253,6 +254,20 @@ async def test_a_pcscd_that_stops_answering_ends_the_watch_as_unavailable_not_in
         pcscd.process.send_signal(signal.SIGCONT)
     assert took < 3
     assert stuck and all(thread.daemon for thread in stuck)  # they never hold up the exit
+
+
+def test_a_pcscd_stuck_in_one_test_is_started_afresh_for_the_next(
+    pcscd: Pcscd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert pcscd.process is not None, "this test stops pcscd, so it must be the run's own"
+    stuck = pcscd.process
+    monkeypatch.setattr(pcsc_kit, "PCSCD_ANSWER_S", 1.0)
+    stuck.send_signal(signal.SIGSTOP)
+    with pytest.raises(AssertionError, match="pcscd did not answer"):
+        reader_names()
+    pcscd.revive_if_stuck()
+    assert stuck.poll() is not None and pcscd.process is not stuck
+    assert SLOT0 in (reader_names() or [])
 
 
 async def test_watch_works_again_after_pcscd_restarts(
