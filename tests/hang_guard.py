@@ -11,7 +11,9 @@ xdist) and makes the main thread raise again (a signal of its own), every
 as a last resort, with every process it started. A test stopped this way may leave a
 thread that never ends, which would keep the interpreter from exiting after the run:
 the process then ends itself with the run's exit status (an xdist worker is ended by
-its controller instead).
+its controller instead). xdist would run the ended test again on the worker that
+replaces it (and hang again): the test's id is left in a file for the run, and a
+worker that is handed it fails it without running it.
 
 Why a hang can outlive pytest-timeout's alarm at all: a signal's Python handler runs
 only when the main thread is back in the interpreter, and some C calls never come back
@@ -25,8 +27,10 @@ import faulthandler
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -61,6 +65,22 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(STOP_SIGNAL, _stop_the_hung_test)
 
 
+def _ended_tests_file(config: pytest.Config) -> Path | None:
+    """Shared by the workers of one xdist run; None outside xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    return Path(tempfile.gettempdir()) / f"smarthall-ended-tests-{workerinput['testrunuid']}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    ended = _ended_tests_file(item.config)
+    if ended is not None and ended.exists() and item.nodeid in ended.read_text().splitlines():
+        pytest.fail("this test hung its test worker, which was ended (its stacks are "
+                    "printed above): not run again")
+
+
 def _watch(item: pytest.Item, first_s: float, again_s: float, done: threading.Event) -> None:
     if done.wait(first_s + again_s):
         return
@@ -76,6 +96,10 @@ def _watch(item: pytest.Item, first_s: float, again_s: float, done: threading.Ev
             return
     print(f"\n+++ {item.nodeid} cannot be stopped: ending this test process and the "
           "processes it started", file=sys.__stderr__, flush=True)
+    ended = _ended_tests_file(item.config)
+    if ended is not None:
+        with ended.open("a") as file:
+            file.write(item.nodeid + "\n")
     _kill_children()
     os._exit(3)
 

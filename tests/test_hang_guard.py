@@ -56,3 +56,33 @@ def test_tests_that_hang_past_their_timeout_are_stopped_and_the_run_goes_on(
     result.stderr.fnmatch_lines(["+++ 2 test(s) had to be stopped*ending the process"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert took < 30
+
+
+UNSTOPPABLE_SUITE = '''
+import signal
+import time
+
+
+def test_that_no_signal_reaches():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR1})
+    time.sleep(1000)
+
+
+def test_after_it():
+    pass
+'''
+
+
+def test_a_test_that_cannot_be_stopped_ends_its_worker_once_and_the_rest_still_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    pytester.makepyfile(test_unstoppable=UNSTOPPABLE_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "tests.hang_guard", "-p", "no:cacheprovider", "-n", "1", "--dist", "loadfile",
+        "-o", "timeout=1", "-o", "hang_guard_again_s=1",
+        timeout=90,
+    )
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running*test_that_no_signal*"])
+    result.stdout.fnmatch_lines(["*this test hung its test worker, which was ended*not run*"])
