@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, Request, async_playwright
+from playwright.async_api import Browser, Page, Request, async_playwright, expect
 
 from hall.config import HallConfig
 from hall.http import build_app
@@ -34,6 +34,11 @@ BOARD = (1920, 1080)
 WINDOW_PC = (1366, 768)
 WINDOW_SCREEN = (800, 480)
 PHONE = (390, 844)
+
+# Playwright gives an expectation 5 s, time to spare on a quiet machine but not on a busy
+# 2-core CI runner (the reports view's four Plotly charts take 3.3 s on a quiet one here).
+# An expectation that holds returns as soon as it does, so only a failure waits longer.
+expect.set_options(timeout=15_000)
 
 
 def chromium_path() -> str:

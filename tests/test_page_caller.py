@@ -54,6 +54,14 @@ def button(page: Page, action: str) -> Any:
     return page.locator(f'#buttons [data-action="{action}"]')
 
 
+async def press_key(page: Page, action: str) -> None:
+    """The action's function key, once its button is lit, as a clerk presses it: a key
+    pressed while the page still waits for the last action's answer is ignored."""
+    target = button(page, action)
+    await expect(target).to_be_enabled()
+    await page.keyboard.press(str(await target.get_attribute("data-key")))
+
+
 async def issue(hall: LiveHall, service: str = "biz", identity: Identity | None = None) -> str:
     server = hall.server
     citizen = None if identity is None else str(await server.citizens.save(identity))
@@ -144,7 +152,7 @@ async def test_call_next_shows_the_number_and_the_masked_citizen(
     page = await open_caller(browser, hall)
     await issue(hall, identity=Identity("张三丰", "11010519491231002X", "13812345678"))
     await expect(page.locator("#count-waiting")).to_have_text("1")
-    await page.keyboard.press("F1")
+    await press_key(page, "call_next")
     await expect(page.locator("#ticket-number")).to_have_text("A001")
     await expect(page.locator("#state-chip")).to_have_text("呼叫中")
     await expect(page.locator("#ticket-status")).to_have_text("正在呼叫")
@@ -174,7 +182,7 @@ async def test_recall_start_and_finish_move_the_state_and_the_buttons(
     await button(page, "recall").click()
     await expect(page.locator("#notice")).to_have_text("已重呼 A001")
     await expect(page.locator('#ticket-nodes li[data-kind="recalled"]')).to_have_count(1)
-    await page.keyboard.press("F3")
+    await press_key(page, "start")
     await expect(page.locator("#state-chip")).to_have_text("办理中")
     await expect(page.locator("#ticket-status")).to_have_text("正在办理")
     await expect(button(page, "recall")).to_be_disabled()
@@ -197,7 +205,7 @@ async def test_skip_marks_a_no_show(browser: Browser, hall: LiveHall) -> None:
     ticket_id = await issue(hall)
     await button(page, "call_next").click()
     await expect(page.locator("#ticket-number")).to_have_text("A001")
-    await page.keyboard.press("F5")
+    await press_key(page, "skip")
     await expect(page.locator("#notice")).to_have_text("A001 已过号")
     await expect(page.locator("#state-chip")).to_have_text("空闲")
     await expect(page.locator("#count-skipped")).to_have_text("1")
@@ -212,7 +220,7 @@ async def test_hold_and_release_through_the_held_list(browser: Browser, hall: Li
     await button(page, "call_next").click()
     await button(page, "start").click()
     await expect(page.locator("#state-chip")).to_have_text("办理中")
-    await page.keyboard.press("F6")
+    await press_key(page, "hold")
     await expect(page.locator("#state-chip")).to_have_text("空闲")
     release = page.locator(f'#held-list [data-ticket="{ticket_id}"]')
     await expect(release).to_have_text("A001 回来了")
@@ -230,7 +238,7 @@ async def test_transfer_to_another_service_through_the_dialog(
     ticket_id = await issue(hall)
     await button(page, "call_next").click()
     await expect(page.locator("#ticket-number")).to_have_text("A001")
-    await page.keyboard.press("F7")
+    await press_key(page, "transfer")
     dialog = page.locator("#transfer-dialog")
     await expect(dialog).to_be_visible()
     await expect(page.locator("#transfer-ticket")).to_have_text(
@@ -266,7 +274,7 @@ async def test_pause_with_a_reason_and_a_message_then_resume(
     browser: Browser, hall: LiveHall,
 ) -> None:
     page = await open_caller(browser, hall)
-    await page.keyboard.press("F9")
+    await press_key(page, "pause")
     await expect(page.locator("#pause-dialog")).to_be_visible()
     await expect(page.locator("#pause-reasons .reason")).to_have_count(2)
     await page.locator('#pause-reasons input[value="lunch"]').check()
@@ -292,7 +300,7 @@ async def test_call_next_with_nobody_waiting_is_refused_in_words(
     browser: Browser, hall: LiveHall,
 ) -> None:
     page = await open_caller(browser, hall)
-    await page.keyboard.press("F1")
+    await press_key(page, "call_next")
     notice = page.locator("#notice")
     await expect(notice).to_have_text("目前没有等候的群众")
     await expect(notice).to_have_attribute("data-kind", "error")
@@ -337,7 +345,7 @@ async def test_asking_for_an_evaluation_gives_the_citizen_a_token(
     await button(page, "call_next").click()
     await button(page, "start").click()
     await expect(button(page, "evaluate")).to_be_enabled()
-    await page.keyboard.press("F8")
+    await press_key(page, "evaluate")
     dialog = page.locator("#evaluation-dialog")
     await expect(dialog).to_be_visible()
     await expect(page.locator("#evaluation-text")).to_have_text(

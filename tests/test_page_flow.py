@@ -25,6 +25,7 @@ from tests.browser_kit import (
 )
 from tests.test_api_hall import HALL, PASSWORD
 from tests.test_api_hall import KIOSK as KIOSK_TOKEN
+from tests.test_page_caller import press_key
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ async def test_a_citizen_goes_through_the_hall_and_every_screen_follows(
     await expect(kiosk.locator("#ticket-number")).to_have_text("A001")
     await shot(kiosk, "flow-1-kiosk-ticket")
 
-    await clerk.keyboard.press("F1")  # call next
+    await press_key(clerk, "call_next")
     await expect(clerk.locator("#state-chip")).to_have_text("呼叫中")
     await expect(board.locator("#now .call.first .number")).to_have_text("A001")
     await expect(board.locator("#now .call.first .where b")).to_have_text("1号窗口")
@@ -77,15 +78,15 @@ async def test_a_citizen_goes_through_the_hall_and_every_screen_follows(
     await shot(board, "flow-2-board-calling")
     await shot(screen, "flow-2-window-screen-calling")
 
-    await clerk.keyboard.press("F3")  # start
+    await press_key(clerk, "start")
     await expect(wall.locator('[data-window="W1"]')).to_have_attribute("data-state", "serving")
     await expect(clerk.locator('#buttons [data-action="evaluate"]')).to_be_enabled()
-    await clerk.keyboard.press("F8")  # ask for a rating
+    await press_key(clerk, "evaluate")
     await expect(clerk.locator("#evaluation-dialog")).to_be_visible()
     link = await clerk.locator("#evaluation-link").get_attribute("href")
     assert link is not None
     await clerk.locator('#evaluation-dialog button[type="submit"]').click()
-    await clerk.keyboard.press("F4")  # finish
+    await press_key(clerk, "finish")
     await expect(clerk.locator("#state-chip")).to_have_text("空闲")
     await expect(wall.locator('[data-window="W1"]')).to_have_attribute("data-state", "idle")
 

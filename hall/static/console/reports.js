@@ -60,6 +60,7 @@ export function mount(root, ctx) {
   }
 
   async function load() {
+    loadPlotly().catch(() => {});  // fetched while the figures are asked for; render tells a failure
     const wanted = [...new Set([query.group, "hall", "source"])];
     const answers = await Promise.all(wanted.map((g) => api(`/stats?${params(g)}`)));
     const of = Object.fromEntries(wanted.map((g, i) => [g, answers[i]]));
@@ -234,8 +235,9 @@ export function mount(root, ctx) {
       el("button", { type: "button", id: "report-csv", onclick: download }, t("export_csv")));
   }
 
+  // The figures and the table first, the charts once Plotly is there: parsing its 4.6 MB
+  // and drawing four charts takes seconds on a slow PC, and nothing else waits for it.
   async function render() {
-    const Plotly = await loadPlotly();
     const charts = ["tickets", "times", "source", "ratings"].map((name) =>
       el("div", { class: "chart", id: `chart-${name}` }));
     const notes = [];
@@ -249,6 +251,7 @@ export function mount(root, ctx) {
       kpis(reports.hall),
       el("div", { class: "charts" }, charts),
       el("div", { class: "report-table" }, rowsTable(reports.main)));
+    const Plotly = await loadPlotly();
     const config = { displayModeBar: false, responsive: true };
     const stacked = query.group === "hall" ? "group" : "stack";
     await Promise.all([
