@@ -112,6 +112,7 @@ class DeviceClient:
         """Set, then replaced, each time a new hall server connection comes online."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: asyncio.TaskGroup | None = None
+        self._stopping = False
 
     def topic(self, channel: Channel) -> str:
         return topic(self.hall_id, self.id, channel)
@@ -139,17 +140,25 @@ class DeviceClient:
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected and behave until ``stop`` is set; say offline on the way out,
         since a clean disconnect cancels the last will."""
+        self._stopping = False
         async with asyncio.TaskGroup() as group:
             self._group = group
             self._tasks.add(group.create_task(self.behave()))
             connection = group.create_task(self._stay_connected())
             await stop.wait()
+            self._stopping = True
             await asyncio.gather(*(stop_task(task) for task in [*self._tasks, connection]))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Handle a command on the side: the message loop must go on reading, or the
-        reply that the handler waits for would never be read."""
+        reply that the handler waits for would never be read. Once the device is
+        stopping, new work is dropped: its task would be in no list of tasks to stop,
+        and the device would wait for it (a print job's "done" asking again for ever
+        on a connection that is going away)."""
         assert self._group is not None
+        if self._stopping:
+            work.close()
+            return
         task = self._group.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
