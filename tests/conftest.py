@@ -24,7 +24,7 @@ from playwright.async_api import Browser
 
 from hall.migrate import migrate
 from hall.pg import start_embedded, with_database
-from tests.browser_kit import chromium
+from tests.browser_kit import SharedChromium, chromium
 from tests.mqtt_kit import Mosquitto, start_mosquitto
 from tests.pcsc_kit import Pcscd, require_system
 from tests.spare_databases import SpareDatabases
@@ -171,9 +171,20 @@ def pcscd(pcscd_daemon: Pcscd) -> Pcscd:
     return pcscd_daemon
 
 
+@pytest.fixture(scope="session")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
+    profile = tmp_path_factory.mktemp("chromium") / "profile"
+    profile.mkdir()
+    shared = SharedChromium(profile)
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, a fresh one per test (each page test also gets its own
-    browser context, so nothing leaks between tests)."""
-    async with chromium() as launched:
-        yield launched
+async def browser(shared_chromium: SharedChromium) -> AsyncIterator[Browser]:
+    """Debian's Chromium, one per test process (tests/browser_kit.py SharedChromium);
+    each page test gets browser contexts of its own, so nothing leaks between tests."""
+    async with chromium(shared_chromium) as connected:
+        yield connected
