@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import pytest_timeout
 
 GIVE_UP_AFTER = 4
 STOP_SIGNAL = signal.SIGUSR1
@@ -43,10 +44,9 @@ _stopped: list[str] = []
 
 
 def _timeout_of(item: pytest.Item) -> float:
-    marker = item.get_closest_marker("timeout")
-    if marker is not None and marker.args:
-        return float(marker.args[0])
-    return float(item.config.getini("timeout") or 0)
+    """pytest-timeout's own reading of the item's timeout (marker, ``--timeout``,
+    PYTEST_TIMEOUT, the ini), so the guard never starts before the alarm it follows up."""
+    return float(pytest_timeout._get_item_settings(item).timeout or 0)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,6 +9,20 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+
+def run_guarded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, suite: str, *options: str,
+    timeout: float,
+) -> pytest.RunResult:
+    """``suite`` as a test file of its own, run in a pytest process of its own with the
+    guard, a 1 s timeout and 1 s between the guard's tries."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    pytester.makepyfile(test_suite=suite)
+    return pytester.runpytest_subprocess(
+        "-p", "tests.hang_guard", "-p", "no:cacheprovider", *options,
+        "-o", "timeout=1", "-o", "hang_guard_again_s=1", timeout=timeout,
+    )
+
 HANGING_SUITE = '''
 import asyncio
 import threading
@@ -38,13 +52,10 @@ def test_after_them():
 def test_tests_that_hang_past_their_timeout_are_stopped_and_the_run_goes_on(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
-    pytester.makepyfile(test_hanging=HANGING_SUITE)
     started = time.monotonic()
-    result = pytester.runpytest_subprocess(
-        "-p", "tests.hang_guard", "-p", "no:cacheprovider",
+    result = run_guarded(
+        pytester, monkeypatch, HANGING_SUITE,
         "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
-        "-o", "timeout=1", "-o", "hang_guard_again_s=1",
         timeout=60,
     )
     took = time.monotonic() - started
@@ -76,13 +87,8 @@ def test_after_it():
 def test_a_test_that_cannot_be_stopped_ends_its_worker_once_and_the_rest_still_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
-    pytester.makepyfile(test_unstoppable=UNSTOPPABLE_SUITE)
-    result = pytester.runpytest_subprocess(
-        "-p", "tests.hang_guard", "-p", "no:cacheprovider", "-n", "1", "--dist", "loadfile",
-        "-o", "timeout=1", "-o", "hang_guard_again_s=1",
-        timeout=90,
-    )
+    result = run_guarded(pytester, monkeypatch, UNSTOPPABLE_SUITE, "-n", "1", "--dist", "loadfile",
+                         timeout=90)
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running*test_that_no_signal*"])
     result.stdout.fnmatch_lines(["*this test hung its test worker, which was ended*not run*"])
