@@ -421,10 +421,9 @@ class PcscReader:
                     raise DeviceUnavailable(f"reader {name} is gone (unplugged, or pcscd stopped)")
         finally:
             self._queue = None
-            with contextlib.suppress(Exception):
-                card_monitor.deleteObserver(bridge)
-            with contextlib.suppress(Exception):
-                await self._call(reader_monitor.deleteObserver, bridge)
+            for monitor in (card_monitor, reader_monitor):
+                with contextlib.suppress(Exception):  # joins its thread: off the loop
+                    await self._call(monitor.deleteObserver, bridge)
 
     async def _call(self, call: Callable[..., T], *args: Any) -> T:
         return await _pcsc_call(self._answer_timeout, call, *args)
