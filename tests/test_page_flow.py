@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from tests.browser_kit import (
     BOARD,
@@ -25,7 +25,7 @@ from tests.browser_kit import (
 )
 from tests.test_api_hall import HALL, PASSWORD
 from tests.test_api_hall import KIOSK as KIOSK_TOKEN
-from tests.test_page_caller import press_key
+from tests.test_page_caller import open_caller, press_key
 
 
 @pytest.fixture
@@ -41,20 +41,10 @@ async def token_of(hall: LiveHall, staff: str) -> str:
         return str((await response.json())["token"])
 
 
-async def caller(browser: Browser, hall: LiveHall) -> Page:
-    page = await open_page(browser, hall, "/ui/caller/?window=W1", WINDOW_PC)
-    await page.locator("#staff-id").fill("zhang")
-    await page.locator("#password").fill(PASSWORD)
-    await page.locator("#login-button").click()
-    await page.locator('.window-card[data-window="W1"]').click()
-    await expect(page.locator("#state-chip")).to_have_text("空闲")
-    return page
-
-
 async def test_a_citizen_goes_through_the_hall_and_every_screen_follows(
     browser: Browser, hall: LiveHall,
 ) -> None:
-    clerk = await caller(browser, hall)
+    clerk = await open_caller(browser, hall)
     manager = await token_of(hall, "boss")
     board = await open_page(browser, hall, "/ui/board/", BOARD)
     screen = await open_page(browser, hall, "/ui/window-screen/?screen=W1", WINDOW_SCREEN)
